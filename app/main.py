@@ -1,0 +1,71 @@
+"""The application factory: ``create_app(settings)``. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__
+from app.db.engine import make_engine, make_sessionmaker
+from app.settings import Settings
+from app.web import api, errors, routes
+from app.web.session_cookie import SessionCookieMiddleware
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+
+def _routers(package) -> list:
+    """Every ``router`` in the modules of a package, in module-name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if hasattr(module, "router"):
+            found.append(module.router)
+    return found
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app for these settings; ``settings.database_url`` must be set (the CLI
+    starts the embedded PostgreSQL first when it is not)."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    logging.getLogger("prefloop").setLevel(settings.log_level.upper())
+    app = FastAPI(
+        title="Prefloop",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        SessionCookieMiddleware, secret_key=settings.secret_key, max_age=settings.session_max_age
+    )
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in _routers(api) + _routers(routes):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: settings from the environment (the CLI has set DATABASE_URL)."""
+    return create_app(Settings())

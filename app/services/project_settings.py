@@ -1,0 +1,80 @@
+"""The labeling settings of a project (SPEC §2), validated once, stored as JSONB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from app.domain.errors import ValidationFailed
+
+DEFAULT_AXES = ["helpful", "honest", "harmless"]
+
+
+class AdaptiveOverlap(BaseModel):
+    """Ask more labelers (up to ``max_labels``) while a prompt's agreement is below
+    ``min_agreement``; unanimous prompts stop at k."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_labels: int = Field(ge=2, le=20)
+    min_agreement: float = Field(ge=0.0, le=1.0)
+
+
+class ProjectSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    labels_per_prompt: int = Field(default=3, ge=1, le=20)
+    allow_ties: bool = True
+    allow_reject_all: bool = True
+    rating_axes: list[str] = Field(default_factory=lambda: list(DEFAULT_AXES), max_length=8)
+    require_rationale: bool = False
+    lease_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    guidelines: str = Field(default="", max_length=100_000)
+    gold_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    show_flags: bool = True
+    adaptive: AdaptiveOverlap | None = None
+
+    @field_validator("rating_axes")
+    @classmethod
+    def _axes(cls, axes: list[str]) -> list[str]:
+        cleaned = [a.strip() for a in axes]
+        if any(not a or len(a) > 40 for a in cleaned):
+            raise ValueError("each axis is a name of 1 to 40 characters")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("axis names must be unique")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _adaptive_above_k(self) -> ProjectSettings:
+        if self.adaptive and self.adaptive.max_labels < self.labels_per_prompt:
+            raise ValueError("adaptive.max_labels must be at least labels_per_prompt")
+        return self
+
+
+def pydantic_details(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """Pydantic errors as the SPEC's ``[{line, field, message}]``."""
+    out = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        out.append(
+            {
+                "line": None,
+                "field": prefix + path if path else prefix.rstrip("."),
+                "message": err["msg"],
+            }
+        )
+    return out
+
+
+def parse_settings(
+    data: dict[str, Any] | None, base: dict[str, Any] | None = None
+) -> ProjectSettings:
+    """Validate settings (merged over ``base``), raising ValidationFailed naming each field."""
+    merged = {**(base or {}), **(data or {})}
+    try:
+        return ProjectSettings.model_validate(merged)
+    except ValidationError as exc:
+        details = pydantic_details(exc, "settings.")
+        raise ValidationFailed(
+            "; ".join(f"{d['field']}: {d['message']}" for d in details), details
+        ) from exc

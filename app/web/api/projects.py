@@ -1,0 +1,95 @@
+"""Projects and members (SPEC §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from app.db.models import Project
+from app.services import policy, projects
+from app.web.deps import AdminUser, CurrentUser, SessionDep
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+
+class NewProject(BaseModel):
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    status: str = "active"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProjectPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    status: str | None = None
+    settings: dict[str, Any] | None = None
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    status: str
+    settings: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, p: Project) -> ProjectOut:
+        return cls(
+            id=p.id,
+            name=p.name,
+            description=p.description,
+            status=p.status,
+            settings=p.settings,
+            created_at=p.created_at,
+        )
+
+
+class Member(BaseModel):
+    username: str = Field(max_length=150)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
+def create_project(body: NewProject, db: SessionDep, _: AdminUser) -> ProjectOut:
+    project = projects.create_project(
+        db, body.name, body.settings, description=body.description, status=body.status
+    )
+    return ProjectOut.of(project)
+
+
+@router.get("", response_model=list[ProjectOut])
+def list_projects(db: SessionDep, user: CurrentUser, include_archived: bool = False):
+    return [
+        ProjectOut.of(p)
+        for p in projects.list_projects(db, user, include_archived=include_archived)
+    ]
+
+
+@router.get("/{project_id}", response_model=ProjectOut)
+def get_project(project_id: int, db: SessionDep, user: CurrentUser) -> ProjectOut:
+    return ProjectOut.of(policy.visible_project(db, user, project_id))
+
+
+@router.patch("/{project_id}", response_model=ProjectOut)
+def update_project(project_id: int, body: ProjectPatch, db: SessionDep, user: AdminUser):
+    project = policy.visible_project(db, user, project_id)
+    projects.update_project(
+        db, project, name=body.name, description=body.description, settings=body.settings
+    )
+    if body.status is not None:
+        projects.set_status(db, project, body.status)
+    return ProjectOut.of(project)
+
+
+@router.post("/{project_id}/members", status_code=status.HTTP_204_NO_CONTENT)
+def add_member(project_id: int, body: Member, db: SessionDep, user: AdminUser) -> None:
+    projects.add_member(db, policy.visible_project(db, user, project_id), body.username)
+
+
+@router.delete("/{project_id}/members/{username}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_member(project_id: int, username: str, db: SessionDep, user: AdminUser) -> None:
+    projects.remove_member(db, policy.visible_project(db, user, project_id), username)

@@ -1,0 +1,119 @@
+"""One place that turns errors into responses: JSON for /api, an error page for HTML, a
+toast (via the HX-Trigger header) for htmx requests. Domain errors know nothing of HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from app.domain import errors as domain
+from app.web.deps import NotAuthenticated
+from app.web.templating import is_htmx, render
+
+log = logging.getLogger("prefloop.web")
+
+STATUS = {
+    domain.ValidationFailed: 422,
+    domain.NotFound: 404,
+    domain.Expired: 409,
+    domain.Conflict: 409,
+    domain.Forbidden: 403,
+    domain.RateLimited: 429,
+}
+CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+
+def status_for(exc: domain.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or (
+        "application/json" in request.headers.get("accept", "") and not is_htmx(request)
+    )
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if wants_json(request):
+        body = {"error": {"code": code, "message": message, "details": details}}
+        return JSONResponse(body, status_code=status, headers=headers)
+    if is_htmx(request):
+        toast = {"prefloop:toast": {"level": "error", "message": message, "details": details}}
+        hx = {"HX-Trigger": json.dumps(toast), "HX-Reswap": "none"}
+        return Response(status_code=status, headers={**(headers or {}), **hx})
+    ctx = {"status": status, "code": code, "message": message, "details": details}
+    return render(request, "error.html", ctx, status_code=status, headers=headers)
+
+
+async def on_domain_error(request: Request, exc: domain.DomainError) -> Response:
+    return error_response(request, status_for(exc), exc.code, exc.message, exc.details)
+
+
+async def on_not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
+    if wants_json(request):
+        return error_response(
+            request, 401, "not_authenticated", str(exc), headers={"WWW-Authenticate": "Bearer"}
+        )
+    target = "/login?next=" + quote(request.url.path)
+    if is_htmx(request):
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def on_request_validation(request: Request, exc: RequestValidationError) -> Response:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        details.append({"line": None, "field": ".".join(loc) or "body", "message": err["msg"]})
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return error_response(request, 422, "validation_failed", message, details)
+
+
+async def on_http_exception(request: Request, exc: HTTPException) -> Response:
+    code = CODES.get(exc.status_code, "error")
+    return error_response(
+        request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(request, 500, "internal_error", "Something went wrong on our side.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(domain.DomainError, on_domain_error)
+    app.add_exception_handler(NotAuthenticated, on_not_authenticated)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,49 @@
+"""The ONE Jinja environment (with block rendering for htmx fragments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nh3
+from fastapi import Request
+from jinja2_fragments.fastapi import Jinja2Blocks
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from starlette.responses import Response
+
+from app.web.csrf import csrf_token
+
+ROOT = Path(__file__).resolve().parents[2]
+templates = Jinja2Blocks(directory=str(ROOT / "templates"))
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def markdown(text: str | None) -> Markup:
+    """Markdown to HTML, sanitized (raw HTML is not allowed in, and nh3 cleans the rest)."""
+    return Markup(nh3.clean(_markdown.render(text or "")))
+
+
+templates.env.globals["csrf_token"] = csrf_token
+templates.env.filters["markdown"] = markdown
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render a page, or only ``block`` of it (for htmx requests asking for a fragment)."""
+    ctx = {"request": request, **(context or {})}
+    kwargs: dict[str, Any] = {"status_code": status_code, "headers": headers}
+    if block is not None:
+        kwargs["block_name"] = block
+    return templates.TemplateResponse(request, name, ctx, **kwargs)
