@@ -1,0 +1,227 @@
+"""Pairwise outcomes of many judgments as numpy arrays (SPEC §6).
+
+For each prompt and each unordered completion pair {i, j} (i < j in string order),
+each ranking judgment gives +1 (i above j), -1 (j above i) or 0 (tie). A *unit* is
+one (prompt, pair); an *entry* is one judgment's value on one unit. The service
+layer feeds :class:`JudgmentRecord` rows straight from the database; everything
+after :meth:`OutcomeTable.from_records` is vectorized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from app.domain.agreement import InvalidAgreementData
+
+Tiers = Sequence[Sequence[str]]
+NO_GOLD = 2  # marks a unit without a gold outcome in OutcomeTable.unit_gold
+
+
+@dataclass(frozen=True, slots=True)
+class JudgmentRecord:
+    """One judgment as agreement figures need it.
+
+    ``tiers`` is None for a ``reject_all`` judgment; ``shown_order`` is the
+    completion order the labeler saw (None when unknown); ``gold`` is the prompt's
+    gold ranking, if any (the same on every record of a prompt).
+    """
+
+    labeler: str
+    prompt_id: str
+    tiers: Tiers | None
+    shown_order: Sequence[str] | None = None
+    duration_ms: int | None = None
+    gold: Tiers | None = None
+
+
+@dataclass(frozen=True)
+class RankBlock:
+    """Ranking judgments over prompts with the same number K of completions.
+
+    ``tiers[r, c]`` is the 0-based tier (0 = best) judgment ``judgment[r]`` gave the
+    c-th completion of prompt ``prompt[r]`` (completions sorted by id).
+    """
+
+    k: int
+    judgment: np.ndarray
+    prompt: np.ndarray
+    tiers: np.ndarray
+
+    @cached_property
+    def pair_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Columns (i, j), i < j, of every completion pair, in unit order."""
+        return np.triu_indices(self.k, 1)
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """rows x pairs outcomes: +1 when completion i is above j, -1 below, 0 tied."""
+        i, j = self.pair_index
+        return np.sign(self.tiers[:, j] - self.tiers[:, i]).astype(np.int8)
+
+    @cached_property
+    def ranks(self) -> np.ndarray:
+        """rows x K average ranks, 1 = best, ties sharing the mean rank."""
+        t = self.tiers
+        better = (t[:, None, :] < t[:, :, None]).sum(axis=2)
+        equal = (t[:, None, :] == t[:, :, None]).sum(axis=2)
+        return 1.0 + better + (equal - 1) / 2.0
+
+    @cached_property
+    def tie_sums(self) -> np.ndarray:
+        """Per row, the sum of t^3 - t over its groups of tied completions."""
+        t = self.tiers
+        equal = (t[:, None, :] == t[:, :, None]).sum(axis=2)
+        return (equal**2 - 1).sum(axis=1).astype(float)
+
+
+@dataclass(frozen=True)
+class OutcomeTable:
+    """All judgments of a project, indexed for vectorized agreement figures.
+
+    Prompts are sorted by id and labelers by name, so the figures (and seeded
+    bootstraps) do not depend on the order of the records.
+    """
+
+    prompt_ids: list[str]
+    labelers: list[str]
+    n_completions: np.ndarray
+    unit_offset: np.ndarray
+    unit_gold: np.ndarray
+    judgment_labeler: np.ndarray
+    judgment_prompt: np.ndarray
+    first_shown_on_top: np.ndarray
+    seconds: np.ndarray
+    blocks: dict[int, RankBlock]
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit_offset[-1]) if len(self.unit_offset) else 0
+
+    @cached_property
+    def unit_prompt(self) -> np.ndarray:
+        """Prompt index of every unit."""
+        pairs = np.diff(self.unit_offset)
+        return np.repeat(np.arange(len(pairs)), pairs)
+
+    @cached_property
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unit, judgment, value) of every entry, all blocks concatenated."""
+        units, judgments, values = [], [], []
+        for block in self.blocks.values():
+            pairs = block.values.shape[1]
+            units.append((self.unit_offset[block.prompt][:, None] + np.arange(pairs)).ravel())
+            judgments.append(np.repeat(block.judgment, pairs))
+            values.append(block.values.ravel())
+        if not units:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.int8)
+        return np.concatenate(units), np.concatenate(judgments), np.concatenate(values)
+
+    @cached_property
+    def unit_counts(self) -> np.ndarray:
+        """units x 3 counts of the values -1, 0, +1 given to each unit."""
+        unit, _, value = self.entries
+        flat = np.bincount(unit * 3 + (value + 1), minlength=self.n_units * 3)
+        return flat.reshape(self.n_units, 3).astype(float)
+
+    @classmethod
+    def from_records(cls, records: Iterable[JudgmentRecord]) -> OutcomeTable:
+        """Index the records; raises InvalidAgreementData when a prompt's rankings differ
+        in the completions they cover."""
+        return _build(list(records))
+
+
+def _prompt_completions(records: list[JudgmentRecord], rows: list[int]) -> tuple[str, ...]:
+    """The sorted completion ids of one prompt, from its first ranking (or its gold)."""
+    for r in rows:
+        tiers = records[r].tiers or records[r].gold
+        if tiers:
+            return tuple(sorted(cid for tier in tiers for cid in tier))
+    return ()
+
+
+def _tier_vector(tiers: Tiers, ids: tuple[str, ...], prompt_id: str) -> list[int]:
+    """The tier index of each completion of ``ids``; checks the ranking covers exactly ids."""
+    position = {cid: t for t, tier in enumerate(tiers) for cid in tier}
+    if len(position) != len(ids) or sum(map(len, tiers)) != len(ids):
+        raise InvalidAgreementData(f"prompt {prompt_id!r}: rankings cover different completions")
+    try:
+        return [position[cid] for cid in ids]
+    except KeyError:
+        raise InvalidAgreementData(
+            f"prompt {prompt_id!r}: rankings cover different completions"
+        ) from None
+
+
+def _gold_outcomes(gold: Tiers | None, ids: tuple[str, ...], prompt_id: str) -> list[int]:
+    """Gold outcome per pair of ``ids`` (unit order), or NO_GOLD for each pair."""
+    k = len(ids)
+    if gold is None:
+        return [NO_GOLD] * (k * (k - 1) // 2)
+    vector = _tier_vector(gold, ids, prompt_id)
+    return [
+        (vector[a] < vector[b]) - (vector[a] > vector[b]) for a in range(k) for b in range(a + 1, k)
+    ]
+
+
+def _first_on_top(record: JudgmentRecord) -> int:
+    """1 when the first completion shown was ranked in the top tier, 0 if not, -1 unknown."""
+    if record.tiers is None or not record.shown_order:
+        return -1
+    return int(record.shown_order[0] in record.tiers[0])
+
+
+def _build(records: list[JudgmentRecord]) -> OutcomeTable:
+    by_prompt: dict[str, list[int]] = {}
+    for r, record in enumerate(records):
+        by_prompt.setdefault(record.prompt_id, []).append(r)
+    prompt_ids = sorted(by_prompt)
+    labelers = sorted({record.labeler for record in records})
+    labeler_index = {name: i for i, name in enumerate(labelers)}
+    judgment_prompt = np.zeros(len(records), dtype=np.int64)
+    n_completions, gold_units = [], []
+    rows_by_k: dict[int, tuple[list[int], list[int], list[list[int]]]] = {}
+    for p, prompt_id in enumerate(prompt_ids):
+        rows = by_prompt[prompt_id]
+        judgment_prompt[rows] = p
+        ids = _prompt_completions(records, rows)
+        n_completions.append(len(ids))
+        gold_units.extend(_gold_outcomes(records[rows[0]].gold, ids, prompt_id))
+        judgments, prompts, tiers = rows_by_k.setdefault(len(ids), ([], [], []))
+        for r in rows:
+            if records[r].tiers is not None:
+                judgments.append(r)
+                prompts.append(p)
+                tiers.append(_tier_vector(records[r].tiers, ids, prompt_id))
+    k_array = np.asarray(n_completions, dtype=np.int64)
+    return OutcomeTable(
+        prompt_ids=prompt_ids,
+        labelers=labelers,
+        n_completions=k_array,
+        unit_offset=np.concatenate(([0], np.cumsum(k_array * (k_array - 1) // 2))),
+        unit_gold=np.asarray(gold_units, dtype=np.int8),
+        judgment_labeler=np.fromiter(
+            (labeler_index[rec.labeler] for rec in records), np.int64, len(records)
+        ),
+        judgment_prompt=judgment_prompt,
+        first_shown_on_top=np.fromiter(map(_first_on_top, records), np.int8, len(records)),
+        seconds=np.fromiter(
+            (np.nan if rec.duration_ms is None else rec.duration_ms / 1000 for rec in records),
+            float,
+            len(records),
+        ),
+        blocks={
+            k: RankBlock(
+                k,
+                np.asarray(j, np.int64),
+                np.asarray(p, np.int64),
+                np.asarray(t, np.int16).reshape(len(j), k),
+            )
+            for k, (j, p, t) in sorted(rows_by_k.items())
+            if j and k >= 2
+        },
+    )
