@@ -40,7 +40,7 @@ def database_url(settings: Settings) -> Iterator[str]:
 
     install_sigterm_handler()
     with EmbeddedPostgres(settings.data_dir) as server:
-        url = server.start()
+        url = server.url
         os.environ["DATABASE_URL"] = url  # for uvicorn workers and child processes
         yield url
 
