@@ -60,6 +60,13 @@ class DatabaseFactory:
     def url_of(self, name: str) -> str:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
 
+    def empty(self) -> str:
+        """A fresh database with no tables at all; returns its URL."""
+        name = self._name("empty")
+        self._execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.url_of(name)
+
     def new(self) -> str:
         """A fresh migrated database (a copy of the template); returns its URL."""
         name = self._name("db")

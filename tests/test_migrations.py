@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.db import migrate
 from app.db.models import Base
@@ -39,3 +41,19 @@ def test_every_constraint_is_named(engine):
             assert uq["name"].startswith("uq_"), (table, uq)
         for ck in inspector.get_check_constraints(table):
             assert ck["name"].startswith("ck_"), (table, ck)
+
+
+def test_concurrent_upgrades_are_serialized(databases):
+    """Several processes starting at once: the advisory lock lets one migrate, the others
+    find the schema at head."""
+    url = databases.empty()
+    engines = [create_engine(url, pool_size=1) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(migrate.upgrade, engines))
+        with engines[0].connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert len(versions) == 1
+    finally:
+        for engine in engines:
+            engine.dispose()
