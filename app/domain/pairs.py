@@ -184,11 +184,11 @@ def _plan(
     above, n = cons.above, cons.n_rankings
     k = len(cons.completion_ids)
     keep_ties = filters.ties == TIES_KEEP
-    least_votes = filters.min_agreement * n
+    min_agreement = filters.min_agreement
     records = []
     for chosen, rejected, tie, labeler in _candidates(strategy, cons, judgments, keep_ties):
         votes_for, votes_against = above[chosen * k + rejected], above[rejected * k + chosen]
-        if (tie and not keep_ties) or votes_for < least_votes:
+        if (tie and not keep_ties) or votes_for / n < min_agreement:
             continue
         margin = 0.0 if tie else round(max(votes_for - votes_against, 0) / n, FLOAT_DIGITS)
         votes_tie = n - votes_for - votes_against
@@ -302,7 +302,7 @@ def manifest_method_description(strategy: str, method: str = BRADLEY_TERRY) -> d
     _check_choice("method", method, METHODS)
     prior = (
         "one virtual tied game per completion against a pseudo-opponent of strength 1; "
-        "MM iterations (Hunter 2004)"
+        "maximum likelihood by Newton–Raphson on log-strengths"
         if method == BRADLEY_TERRY
         else "none"
     )
@@ -310,7 +310,10 @@ def manifest_method_description(strategy: str, method: str = BRADLEY_TERRY) -> d
         "strategy": strategy,
         "consensus": method,
         "consensus_prior": prior,
-        "consensus_order": "by score, best first; equal scores broken by completion id",
+        "consensus_order": (
+            "best first by score (on complete rankings Bradley–Terry and Borda give the "
+            "same order); equal scores broken by completion id"
+        ),
         "margin": MARGIN_DEFINITION,
         "agreement": AGREEMENT_DEFINITION,
         "reject_all": REJECT_ALL_RULE,
