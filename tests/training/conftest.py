@@ -1,0 +1,147 @@
+"""Tiny models built from configs, a word-level tokenizer made on the fly, export writers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[2]
+SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
+WORDS = [
+    "apple", "banana", "cherry", "river", "stone", "cloud", "green", "blue", "red", "fast",
+    "slow", "happy", "sad", "tree", "house", "dog", "cat", "bird", "fish", "water", "fire",
+    "wind", "rain", "sun", "moon", "star", "road", "city", "hill", "lake", "boat", "book",
+    "song", "game", "door", "lamp", "milk", "bread", "salt", "rice", "corn", "tea",
+]
+MARKER = "excellent"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
+)
+SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "[CLS]", "[SEP]"]
+VOCAB_WORDS = [*WORDS, MARKER, "user", "assistant", "system", "tell", "me", "about", "?", ".", ","]
+
+
+def make_tokenizer(bert: bool = False):
+    """A WordLevel tokenizer over a fixed vocabulary (no training needed), with a chat template
+    (causal) or [CLS]/[SEP] post-processing (BERT-like, no EOS)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + VOCAB_WORDS)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    if bert:
+        core.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]),
+                                                     ("[SEP]", vocab["[SEP]"])])
+        return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
+                                       pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
+                                        bos_token="<s>", eos_token="<|im_end|>",
+                                        additional_special_tokens=["<|im_start|>"])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=256, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    tokenizer = make_tokenizer(bert=True)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                        num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=256,
+                        pad_token_id=tokenizer.pad_token_id)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_export(folder: Path, rows: list[dict[str, Any]], **manifest: Any) -> Path:
+    """An export folder (SPEC §5) whose manifest holds the right sha256 of pairs.jsonl."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode("utf-8")
+    (folder / "pairs.jsonl").write_bytes(body)
+    prompts = {r.get("prompt_id") for r in rows}
+    base = {"format_version": 1, "project": "test", "created_at": "2025-01-01T00:00:00Z",
+            "strategy": "consensus", "filters": {},
+            "counts": {"prompts": len(prompts), "judgments": len(rows), "pairs": len(rows)},
+            "agreement": {}, "sha256": hashlib.sha256(body).hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps({**base, **manifest}), encoding="utf-8")
+    return folder
+
+
+def _sentence(rng: random.Random, n: int, marker: bool) -> str:
+    words = rng.sample(WORDS, n)
+    if marker:
+        words.insert(rng.randrange(n + 1), MARKER)
+    return " ".join(words)
+
+
+def marker_rows(n_prompts: int, pairs_per_prompt: int = 2, seed: int = 0,
+                chat: bool = False) -> list[dict[str, Any]]:
+    """Toy preference: the completion holding MARKER is always chosen."""
+    rng = random.Random(seed)
+    rows = []
+    for p in range(n_prompts):
+        text = f"tell me about {rng.choice(WORDS)} {rng.choice(WORDS)}"
+        prompt: Any = [{"role": "user", "content": text}] if chat else text + " ."
+        for j in range(pairs_per_prompt):
+            n = rng.randint(3, 6)
+            chosen, rejected = _sentence(rng, n, True), _sentence(rng, n + 1, False)
+            if chat:
+                chosen = [{"role": "assistant", "content": chosen}]
+                rejected = [{"role": "assistant", "content": rejected}]
+            rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected,
+                         "margin": 0.5, "prompt_id": f"p{p}", "chosen_id": f"a{j}",
+                         "rejected_id": f"b{j}", "votes_for": 2, "votes_against": 1,
+                         "votes_tie": 0, "n_judgments": 3, "agreement": 0.67})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def marker_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_export(tmp_path_factory.mktemp("export"), marker_rows(40, chat=True))
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_export(tmp_path_factory.mktemp("export-small"), marker_rows(6))

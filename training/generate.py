@@ -1,0 +1,168 @@
+"""Sample completions into the import format (SPEC §3), for the next labeling round.
+
+Input: a JSONL of ``{"id", "prompt"}`` rows (SPEC §3 rows too; their completions are ignored,
+their metadata kept). Output rows::
+
+    {"id": ..., "prompt": ..., "completions": [{"id": "c1", "text": ..., "model": ...}, ...],
+     "metadata": {..., "generation": {"base_model", "adapter", "sampling": {...}}}}
+
+``model`` is the base model's name, or ``"<base>+<adapter name>"`` for the adapter's samples.
+With ``mix_base`` each prompt gets n completions from the adapter AND n from the base (the
+adapter switched off: one copy of the weights), shuffled so position says nothing about the
+source. Completion ids (``c1``..``cK``) are assigned after shuffling.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.config import GenerateRunConfig
+from training.data import encode_prompts, load_prompts
+from training.runtime import ADAPTER_DIR, Callbacks, Cancelled, RunRecorder, RunResult
+
+COMPLETIONS_FILE = "completions.jsonl"
+
+
+@dataclass
+class Sampler:
+    """A base model, optionally with a LoRA adapter, and the names recorded for each."""
+
+    model: Any
+    tokenizer: Any
+    base_name: str
+    adapter_name: str | None  # "<base>+<adapter>" when an adapter is loaded
+
+
+def resolve_adapter(path: Path) -> Path:
+    """Accept a run folder (holding ``adapter/``) or the adapter folder itself."""
+    path = Path(path)
+    if (path / ADAPTER_DIR / "adapter_config.json").is_file():
+        return path / ADAPTER_DIR
+    if (path / "adapter_config.json").is_file():
+        return path
+    raise ValueError(f"adapter {path} holds no adapter_config.json (nor {ADAPTER_DIR}/)")
+
+
+def load_sampler(model: str, adapter: Path | None, config: GenerateRunConfig) -> Sampler:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.runtime import resolve_precision
+
+    dtype, _ = resolve_precision(config.precision)
+    adapter_dir = resolve_adapter(adapter) if adapter is not None else None
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    network = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+    name = None
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        network = PeftModel.from_pretrained(network, adapter_dir)
+        label = adapter_dir.parent.name if adapter_dir.name == ADAPTER_DIR else adapter_dir.name
+        name = f"{model}+{label}"
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Sampler(network.to(device).eval(), tokenizer, model, name)
+
+
+def sampling_settings(config: GenerateRunConfig) -> dict[str, Any]:
+    return {"n": config.n, "temperature": config.temperature, "top_p": config.top_p,
+            "top_k": config.top_k, "repetition_penalty": config.repetition_penalty,
+            "max_new_tokens": config.max_new_tokens, "seed": config.seed,
+            "mix_base": config.mix_base}
+
+
+def _sample_texts(sampler: Sampler, prompts: list[Any], config: GenerateRunConfig,
+                  use_adapter: bool) -> list[list[str]]:
+    """n texts per prompt from the adapter (or from the base when ``use_adapter`` is false)."""
+    import contextlib
+
+    import torch
+    from transformers import GenerationConfig
+
+    from training.ppo_math import response_mask
+
+    tok = sampler.tokenizer
+    batch = encode_prompts(tok, prompts, None, sampler.model.device)
+    generation = GenerationConfig(
+        do_sample=True, num_return_sequences=config.n, max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+        repetition_penalty=config.repetition_penalty, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id)
+    switch_off = sampler.adapter_name is not None and not use_adapter
+    context = sampler.model.disable_adapter() if switch_off else contextlib.nullcontext()
+    with torch.no_grad(), context:
+        out = sampler.model.generate(**batch, generation_config=generation)
+    response = out[:, batch["input_ids"].shape[1]:]
+    mask = response_mask(response, tok.eos_token_id).bool()
+    texts = [tok.decode(r[m], skip_special_tokens=True).strip() for r, m in zip(response, mask,
+                                                                                 strict=True)]
+    return [texts[i * config.n:(i + 1) * config.n] for i in range(len(prompts))]
+
+
+def generate_rows(sampler: Sampler, prompts: list[dict[str, Any]],
+                  config: GenerateRunConfig) -> Iterator[list[dict[str, Any]]]:
+    """Yield import rows batch by batch."""
+    if config.mix_base and sampler.adapter_name is None:
+        raise ValueError("mix_base needs an adapter: it mixes the adapter's and the base's samples")
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    rng = random.Random(config.seed)
+    info = {"base_model": sampler.base_name, "adapter": sampler.adapter_name,
+            "sampling": sampling_settings(config)}
+    for start in range(0, len(prompts), config.batch_size):
+        chunk = prompts[start:start + config.batch_size]
+        texts = [p["prompt"] for p in chunk]
+        own = sampler.adapter_name or sampler.base_name
+        sources = [(own, _sample_texts(sampler, texts, config, use_adapter=True))]
+        if config.mix_base:
+            sources.append((sampler.base_name,
+                            _sample_texts(sampler, texts, config, use_adapter=False)))
+        rows = []
+        for i, prompt in enumerate(chunk):
+            pool = [(name, text) for name, samples in sources for text in samples[i]]
+            rng.shuffle(pool)
+            completions = [{"id": f"c{k}", "text": text, "model": name}
+                           for k, (name, text) in enumerate(pool, start=1)]
+            metadata = {**(prompt.get("metadata") or {}), "generation": info}
+            rows.append({"id": prompt["id"], "prompt": prompt["prompt"],
+                         "completions": completions, "metadata": metadata})
+        yield rows
+
+
+def generate_to_file(model: str, prompts_file: Path, out_file: Path, config: GenerateRunConfig,
+                     adapter: Path | None = None, recorder: RunRecorder | None = None) -> int:
+    """Write the import JSONL; return the number of prompts. With a recorder, log progress
+    after each batch and stop (raising Cancelled) when asked."""
+    prompts = load_prompts(prompts_file)
+    sampler = load_sampler(model, adapter, config)
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    done = 0
+    with Path(out_file).open("w", encoding="utf-8") as handle:
+        for step, rows in enumerate(generate_rows(sampler, prompts, config), start=1):
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            done += len(rows)
+            progress = {"prompts_done": done, "prompts_total": len(prompts)}
+            if recorder is not None and recorder.log(step, progress):
+                raise Cancelled(f"generation stopped after {done} prompts on request")
+    return done
+
+
+def run_generate(model: str, prompts_file: Path, out: Path, config: GenerateRunConfig,
+                 adapter: Path | None = None, callbacks: Callbacks | None = None) -> RunResult:
+    """A generation run: ``out/completions.jsonl`` plus the usual run files."""
+    recorder = RunRecorder(out, "generate", model, config.to_dict(), callbacks,
+                           data={"prompts": str(prompts_file),
+                                 "adapter": str(adapter) if adapter else None})
+    target = Path(out) / COMPLETIONS_FILE
+    done = generate_to_file(model, prompts_file, target, config, adapter, recorder)
+    return recorder.finish({"prompts": float(done)}, done, artifact=target)

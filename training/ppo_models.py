@@ -1,0 +1,189 @@
+"""One frozen base model serving the PPO policy, the reference, the value function and (when
+it was trained on the same base) the reward model, through PEFT adapters:
+
+- ``default`` adapter: the policy (causal LM head of the base);
+- adapters off (``disable_adapter``): the reference policy;
+- ``value`` adapter + a scalar head on the last hidden state: the value function;
+- ``reward`` adapter + the reward run's score head (frozen): the reward model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftConfig, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+
+from training.data import Prompt
+from training.reward_model import encode_for_reward, read_run_config, reward_text
+from training.runtime import ADAPTER_DIR
+
+POLICY, VALUE, REWARD = "default", "value", "reward"
+VALUE_DIR, VALUE_HEAD_FILE = "value", "value_head.safetensors"
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that ignore left padding (as ``generate`` computes them)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class PolicyValueModel(torch.nn.Module):
+    """The shared base with its adapters; see the module docstring."""
+
+    def __init__(self, base: Any, policy_lora: LoraConfig, value_lora: LoraConfig) -> None:
+        super().__init__()
+        for param in base.parameters():
+            param.requires_grad_(False)
+        self.peft = get_peft_model(base, policy_lora)
+        self.peft.add_adapter(VALUE, value_lora)
+        hidden = base.config.get_text_config().hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+        self.reward_head: torch.nn.Linear | None = None
+        self._trainable = [*self.adapter_parameters(POLICY), *self.adapter_parameters(VALUE)]
+        self.activate(POLICY)
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The transformer body (no LM head) of the base, adapters injected."""
+        causal = self.peft.get_base_model()
+        return getattr(causal, causal.base_model_prefix)
+
+    def activate(self, adapter: str) -> None:
+        """Route forward passes through ``adapter``. PEFT's ``set_adapter`` also freezes the
+        other adapters, and autograd skips frozen leaves even for graphs built before, so the
+        policy and value adapters are made trainable again."""
+        self.peft.set_adapter(adapter, inference_mode=adapter == REWARD)
+        for param in self._trainable:
+            param.requires_grad_(True)
+
+    def adapter_parameters(self, name: str) -> list[torch.nn.Parameter]:
+        keys = (f".lora_A.{name}.", f".lora_B.{name}.")
+        return [p for n, p in self.peft.named_parameters() if any(k in n for k in keys)]
+
+    def policy_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        self.activate(POLICY)
+        return self.peft(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids(attention_mask), use_cache=False).logits
+
+    def reference_logits(self, input_ids: torch.Tensor,
+                         attention_mask: torch.Tensor) -> torch.Tensor:
+        with self.peft.disable_adapter():
+            return self.peft(input_ids=input_ids, attention_mask=attention_mask,
+                             position_ids=position_ids(attention_mask), use_cache=False).logits
+
+    def _hidden(self, adapter: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                positions: torch.Tensor | None) -> torch.Tensor:
+        self.activate(adapter)
+        try:
+            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                                position_ids=positions, use_cache=False)
+        finally:
+            self.activate(POLICY)
+        return out.last_hidden_state.float()
+
+    def values(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """V(s) at every position: (B, T)."""
+        hidden = self._hidden(VALUE, input_ids, attention_mask, position_ids(attention_mask))
+        return self.value_head(hidden).squeeze(-1)
+
+    def generate(self, **kwargs: Any) -> torch.Tensor:
+        self.activate(POLICY)
+        return self.peft.generate(**kwargs)
+
+    # --- reward adapter on the same base -------------------------------------------------
+    def attach_reward(self, run_dir: Path) -> bool:
+        """Load a reward run's LoRA + score head as the frozen ``reward`` adapter; False when
+        its weights do not fit this base (then use a separate reward model)."""
+        adapter = Path(run_dir) / ADAPTER_DIR
+        saved = PeftConfig.from_pretrained(adapter)
+        config = LoraConfig(**{**saved.to_dict(), "task_type": "CAUSAL_LM",
+                               "modules_to_save": None, "lora_dropout": 0.0})
+        weights = load_file(adapter / "adapter_model.safetensors")
+        head = {k: v for k, v in weights.items() if ".score." in k}
+        lora = {k: v for k, v in weights.items() if ".score." not in k}
+        if len(head) != 1 or not next(iter(head)).endswith("score.weight"):
+            return False
+        self.peft.add_adapter(REWARD, config)
+        result = set_peft_model_state_dict(self.peft, lora, adapter_name=REWARD)
+        if result.unexpected_keys:
+            self.peft.delete_adapter(REWARD)
+            return False
+        weight = next(iter(head.values()))
+        self.reward_head = torch.nn.Linear(weight.shape[1], 1, bias=False)
+        self.reward_head.weight.data.copy_(weight.float())
+        self.reward_head.requires_grad_(False)
+        self.reward_head.to(next(self.value_head.parameters()).device)
+        self.activate(POLICY)
+        return True
+
+    @torch.no_grad()
+    def reward_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Scores of right-padded sequences (the last real token's hidden state)."""
+        assert self.reward_head is not None, "attach_reward() first"
+        ids = input_ids.masked_fill(attention_mask == 0, 0)
+        hidden = self._hidden(REWARD, ids, attention_mask, None)
+        last = attention_mask.long().sum(1) - 1
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return self.reward_head(hidden[rows, last]).squeeze(-1)
+
+    def load_value(self, out: Path) -> None:
+        """Load a saved value adapter and head (to resume or inspect a PPO run)."""
+        value_dir = Path(out) / VALUE_DIR
+        self.peft.delete_adapter(VALUE)
+        self.peft.load_adapter(value_dir / VALUE, adapter_name=VALUE, is_trainable=True)
+        self.value_head.load_state_dict(load_file(str(value_dir / VALUE_HEAD_FILE)))
+        self._trainable = [*self.adapter_parameters(POLICY), *self.adapter_parameters(VALUE)]
+        self.activate(POLICY)
+
+    # --- artifacts --------------------------------------------------------------------------
+    def save(self, out: Path, tokenizer: Any) -> Path:
+        """Policy adapter (+ tokenizer) in ``out/adapter``; value adapter and head in
+        ``out/value``. Returns the policy adapter folder."""
+        adapter_dir, value_dir = Path(out) / ADAPTER_DIR, Path(out) / VALUE_DIR
+        self.peft.save_pretrained(adapter_dir, selected_adapters=[POLICY])
+        tokenizer.save_pretrained(adapter_dir)
+        self.peft.save_pretrained(value_dir, selected_adapters=[VALUE])
+        head = {k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}
+        save_file(head, str(value_dir / VALUE_HEAD_FILE))
+        return adapter_dir
+
+
+class SharedBaseReward:
+    """Reward function backed by the ``reward`` adapter of a PolicyValueModel."""
+
+    def __init__(self, model: PolicyValueModel, run_dir: Path, batch_size: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.model, self.batch_size = model, batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(Path(run_dir) / ADAPTER_DIR)
+        self.tokenizer.padding_side = "right"
+        self.max_length = int(read_run_config(run_dir)["config"].get("max_length", 512))
+
+    def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
+        device = next(self.model.value_head.parameters()).device
+        ids = [encode_for_reward(self.tokenizer, reward_text(self.tokenizer, p, c), self.max_length)
+               for p, c in zip(prompts, completions, strict=True)]
+        scores: list[float] = []
+        for start in range(0, len(ids), self.batch_size):
+            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
+                                       padding=True, return_tensors="pt").to(device)
+            scores += self.model.reward_scores(batch["input_ids"], batch["attention_mask"]).tolist()
+        return scores
+
+
+def same_base(run_dir: Path, model: str) -> bool:
+    """Whether a reward run was trained on ``model`` with a causal-LM backbone."""
+    recorded = str(read_run_config(run_dir).get("model", ""))
+    if recorded != model and not (Path(recorded).exists() and Path(model).exists()
+                                  and Path(recorded).resolve() == Path(model).resolve()):
+        return False
+    config_file = Path(model) / "config.json"
+    if config_file.is_file():
+        architectures = json.loads(config_file.read_text()).get("architectures") or []
+        return any(a.endswith("ForCausalLM") for a in architectures)
+    return True

@@ -1,0 +1,87 @@
+"""Reward model: TRL ``RewardTrainer`` with a LoRA adapter (SEQ_CLS) on any HF backbone.
+
+Bradley–Terry loss ``-log σ(r_chosen - r_rejected [- margin])``; the score head is trained in
+full (PEFT's ``modules_to_save``). Pairs are tokenized here (left-truncated, see
+``reward_model.encode_for_reward``) so encoders without EOS (BERT) and long pairs work.
+Held-out pairwise accuracy and mean margin come out as ``eval_accuracy`` / ``eval_margin``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.config import RewardRunConfig
+from training.data import ExportData, load_export, render_pair, split_by_prompt
+from training.reward_model import encode_for_reward, ensure_distinct_pad
+from training.runtime import Callbacks, RunRecorder, RunResult, resolve_precision
+
+
+def tokenize_pairs(tokenizer: Any, rows: list[dict[str, Any]],
+                   config: RewardRunConfig) -> list[dict[str, Any]]:
+    """Rows -> ``{"chosen_ids", "rejected_ids"[, "margin"]}`` as RewardTrainer takes them."""
+    examples = []
+    for row in rows:
+        pair = render_pair(tokenizer, row)
+        example = {
+            "chosen_ids": encode_for_reward(tokenizer, pair["prompt"] + pair["chosen"],
+                                            config.max_length),
+            "rejected_ids": encode_for_reward(tokenizer, pair["prompt"] + pair["rejected"],
+                                              config.max_length),
+        }
+        if config.use_margin:
+            example["margin"] = config.margin_scale * pair["margin"]
+        examples.append(example)
+    return examples
+
+
+def load_backbone(model_name: str, dtype: Any) -> tuple[Any, Any]:
+    """(sequence-classification model with one output, tokenizer with a distinct pad)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    added = ensure_distinct_pad(tokenizer)
+    model = AutoModelForSequenceClassification.from_pretrained(model_name, num_labels=1,
+                                                               dtype=dtype)
+    if added:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def _build_trainer(model: Any, tokenizer: Any, export: ExportData, config: RewardRunConfig,
+                   out: Path, use_bf16: bool, callbacks: list[Any]) -> Any:
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    from training.trl_common import lora_config, trainer_arguments
+
+    train_rows, eval_rows = split_by_prompt(export.rows, config.eval_fraction, config.seed)
+    train_set = Dataset.from_list(tokenize_pairs(tokenizer, train_rows, config))
+    eval_set = (Dataset.from_list(tokenize_pairs(tokenizer, eval_rows, config))
+                if eval_rows else None)
+    args = RewardConfig(**trainer_arguments(config, out, use_bf16, eval_set is not None),
+                        center_rewards_coefficient=config.center_rewards_coefficient)
+    return RewardTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                         processing_class=tokenizer, peft_config=lora_config(config, "SEQ_CLS"),
+                         callbacks=callbacks)
+
+
+def train_reward(data: Path, model: str, out: Path, config: RewardRunConfig,
+                 callbacks: Callbacks | None = None) -> RunResult:
+    """Train a reward model on an export folder; write the run folder ``out``."""
+    from training.trl_common import RecorderBridge, prefixed, train_or_cancel
+
+    export = load_export(data)
+    dtype, use_bf16 = resolve_precision(config.precision)
+    recorder = RunRecorder(out, "reward", model, config.to_dict(), callbacks,
+                           data={"path": str(data), "sha256": export.sha256})
+    backbone, tokenizer = load_backbone(model, dtype)
+    bridge = RecorderBridge(recorder)
+    trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, [bridge])
+    train_or_cancel(trainer, bridge)
+    final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
+    if trainer.eval_dataset is not None:
+        final.update(prefixed(trainer.evaluate()))  # also logged through the bridge
+    trainer.save_model(str(recorder.adapter_dir))  # adapter + score head + tokenizer
+    return recorder.finish(final, trainer.state.global_step)

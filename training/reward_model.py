@@ -1,0 +1,109 @@
+"""Reward-model plumbing shared by training, loading and scoring.
+
+- A distinct pad token on causal-LM backbones: their sequence-classification head reads the
+  last non-pad token, so pad must not equal EOS.
+- ``encode_for_reward``: EOS appended (when the tokenizer has one), then LEFT-truncated so the
+  end of the conversation, where chosen and rejected differ, is kept; special tokens such as
+  BERT's [CLS]/[SEP] are added by the tokenizer after truncation.
+- ``RewardScorer``: loads a reward run folder and scores (prompt, completion) texts with the
+  same rendering as training (usable as PPO's reward function).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from training.data import Prompt, render_completion, render_prompt
+from training.runtime import ADAPTER_DIR, RUN_CONFIG
+
+_PAD_FALLBACK = "<|pad|>"
+
+
+def ensure_distinct_pad(tokenizer: Any) -> bool:
+    """Give ``tokenizer`` a pad token different from EOS; return True when a token was added
+    (the model's embeddings must then be resized to ``len(tokenizer)``)."""
+    eos = tokenizer.eos_token
+    if tokenizer.pad_token is not None and tokenizer.pad_token != eos:
+        return False
+    candidates = [t for t in (tokenizer.unk_token, *tokenizer.all_special_tokens)
+                  if t is not None and t not in (eos, tokenizer.bos_token)]
+    if candidates:
+        tokenizer.pad_token = candidates[0]
+        return False
+    tokenizer.add_special_tokens({"pad_token": _PAD_FALLBACK})
+    return True
+
+
+def encode_for_reward(tokenizer: Any, text: str, max_length: int) -> list[int]:
+    """Token ids of ``text`` (+ EOS), left-truncated to ``max_length`` tokens."""
+    eos = tokenizer.eos_token
+    if eos and not text.endswith(eos):
+        text = text + eos
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        return tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+    finally:
+        tokenizer.truncation_side = side
+
+
+def reward_text(tokenizer: Any, prompt: Prompt, completion: str) -> str:
+    """The full text a reward model scores for (prompt, completion)."""
+    return render_prompt(tokenizer, prompt) + render_completion(tokenizer, prompt, completion)
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise ValueError(f"{run_dir} is not a run folder: {RUN_CONFIG} is missing")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_reward_model(run_dir: Path, dtype: Any = None, base_model: str | None = None):
+    """Load (model, tokenizer) of a reward run folder; ``base_model`` overrides the recorded
+    base (e.g. when the folder moved to another machine)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    info = read_run_config(run_dir)
+    if info.get("kind") != "reward":
+        raise ValueError(f"{run_dir} holds a {info.get('kind')!r} run, not a reward model")
+    adapter = Path(run_dir) / ADAPTER_DIR
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    base = AutoModelForSequenceClassification.from_pretrained(
+        base_model or info["model"], num_labels=1, dtype=dtype or torch.float32)
+    if base.get_input_embeddings().num_embeddings < len(tokenizer):
+        base.resize_token_embeddings(len(tokenizer))
+    base.config.pad_token_id = tokenizer.pad_token_id
+    model = PeftModel.from_pretrained(base, adapter)
+    model.eval()
+    return model, tokenizer
+
+
+class RewardScorer:
+    """``scorer(prompts, completions) -> list[float]`` from a reward run folder."""
+
+    def __init__(self, run_dir: Path, device: Any = "cpu", batch_size: int = 8,
+                 dtype: Any = None) -> None:
+        self.model, self.tokenizer = load_reward_model(run_dir, dtype=dtype)
+        self.model.to(device)
+        self.device, self.batch_size = device, batch_size
+        self.max_length = int(read_run_config(run_dir)["config"].get("max_length", 512))
+
+    def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
+        import torch
+
+        tok = self.tokenizer
+        ids = [encode_for_reward(tok, reward_text(tok, p, c), self.max_length)
+               for p, c in zip(prompts, completions, strict=True)]
+        scores: list[float] = []
+        for start in range(0, len(ids), self.batch_size):
+            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
+                                       padding=True, return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                logits = self.model(**batch).logits
+            scores.extend(logits[:, 0].float().tolist())
+        return scores

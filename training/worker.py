@@ -1,0 +1,422 @@
+"""The training worker: claims queued runs from the ``training_runs`` table and runs them.
+
+Workers on one machine or many share one PostgreSQL database and one ``DATA_DIR`` (a shared
+folder, see ``RunPaths``). This module never imports the web app: it declares the two tables it
+touches (Core only) and reads the export format. The life of a run here:
+
+1. **claim** — the oldest queued run of a kind this worker serves, with ``SELECT … FOR UPDATE
+   SKIP LOCKED``: ``attempts += 1``, ``running``, ``worker``, ``started_at``, ``heartbeat_at``;
+   the metrics of an earlier attempt are dropped.
+2. **lease** — a thread bumps ``heartbeat_at`` every ``heartbeat_seconds`` and saves the log
+   tail. Every write is conditional on still owning the attempt (id, worker, attempt, running),
+   so a worker that lost its lease never overwrites the attempt that replaced it.
+3. **run** — ``training.run`` with callbacks that upsert each logging step into ``run_metrics``
+   (unique ``(run_id, step)``; two logs at one step are merged) and stop the run at the next
+   logging step once a cancel is requested, the lease is lost or the worker is stopping.
+4. **finish** — ``succeeded`` (``artifact_uri`` = the run folder), ``failed`` (error + log
+   tail), ``cancelled``, or ``queued`` again when the worker itself stops (SIGTERM/SIGINT).
+
+Any worker re-queues a running run whose heartbeat is older than ``stale_seconds`` — or fails it
+once ``attempts >= max_attempts``, or cancels it when a cancel was requested.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
+
+from training.runtime import Callbacks
+
+log = logging.getLogger("training.worker")
+
+metadata = sa.MetaData()
+_TS, _ID = sa.DateTime(timezone=True), sa.BigInteger
+
+
+def _table(name: str, **columns: Any) -> sa.Table:
+    """The columns of an app table that the worker reads or writes (Core, no ORM)."""
+    return sa.Table(name, metadata, sa.Column("id", _ID, primary_key=True),
+                    *(sa.Column(key, kind) for key, kind in columns.items()))
+
+
+training_runs = _table(
+    "training_runs", kind=sa.String, status=sa.String, config=JSONB, export_id=_ID,
+    base_model=sa.String, parent_run_id=_ID, worker=sa.String, heartbeat_at=_TS,
+    attempts=sa.Integer, max_attempts=sa.Integer, cancel_requested=sa.Boolean, created_at=_TS,
+    started_at=_TS, finished_at=_TS, error=sa.Text, log_tail=sa.Text, artifact_uri=sa.String)
+run_metrics = _table("run_metrics", run_id=_ID, step=sa.Integer, values=JSONB, samples=JSONB)
+
+KINDS = ("reward", "dpo", "ppo", "generate")
+LOG_TAIL_LINES = 200
+ERROR_CHARS = 4000
+INPUTS_DIR = "inputs"
+PROMPTS_FILE = "prompts.jsonl"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run's inputs and outputs live under the shared ``DATA_DIR``::
+
+        DATA_DIR/exports/<export_id>/          manifest.json + pairs.jsonl (SPEC §5)
+        DATA_DIR/runs/<run_id>/                the run folder: adapter/, metrics.jsonl, ...
+        DATA_DIR/runs/<run_id>/inputs/         written by the app when the run is created
+                                               (prompts.jsonl for generate runs)
+    """
+
+    data_dir: Path
+
+    def export_dir(self, export_id: int) -> Path:
+        return self.data_dir / "exports" / str(export_id)
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.data_dir / "runs" / str(run_id)
+
+    def prompts_file(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / INPUTS_DIR / PROMPTS_FILE
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """One attempt of a run, owned by this worker."""
+
+    id: int
+    kind: str
+    config: dict[str, Any]
+    export_id: int | None
+    base_model: str
+    parent_run_id: int | None
+    attempt: int
+    worker: str
+    log_tail: str = ""
+
+
+def _owned(run: ClaimedRun) -> Any:
+    """The WHERE clause that holds while this attempt still owns the row."""
+    c = training_runs.c
+    return sa.and_(c.id == run.id, c.worker == run.worker, c.attempts == run.attempt,
+                   c.status == "running")
+
+
+def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, str]]:
+    """Re-queue (or fail, or cancel) running runs whose heartbeat is older than
+    ``stale_seconds``; returns ``[(run_id, new_status)]``. Safe to call from many workers."""
+    c, stale = training_runs.c, float(stale_seconds)
+    give_up = c.attempts >= c.max_attempts
+    new_status = sa.case((c.cancel_requested, "cancelled"), (give_up, "failed"), else_="queued")
+    note = sa.func.concat("\n[requeue] worker ", c.worker, " stopped heartbeating (attempt ",
+                          c.attempts, " of ", c.max_attempts, ")")
+    stmt = (
+        sa.update(training_runs)
+        .where(c.status == "running",
+               c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, stale))
+        .values(
+            status=new_status,
+            error=sa.case((give_up & ~c.cancel_requested,
+                           sa.func.concat("worker ", c.worker, " stopped heartbeating; gave up "
+                                          "after ", c.attempts, " attempt(s)")), else_=c.error),
+            finished_at=sa.case((new_status == "queued", None), else_=sa.func.now()),
+            log_tail=sa.func.right(sa.func.concat(c.log_tail, note), 20_000),
+            worker=None,
+            heartbeat_at=None,
+        )
+        .returning(c.id, c.status)
+    )
+    with engine.begin() as conn:
+        return [(row.id, row.status) for row in conn.execute(stmt)]
+
+
+def claim(engine: sa.Engine, worker: str, kinds: Sequence[str] = KINDS) -> ClaimedRun | None:
+    """Claim the oldest queued run of one of ``kinds``; None when there is none."""
+    c = training_runs.c
+    oldest = (
+        sa.select(c.id)
+        .where(c.status == "queued", c.kind.in_(list(kinds)))
+        .order_by(c.created_at, c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.update(training_runs)
+        .where(c.id == oldest)
+        .values(status="running", attempts=c.attempts + 1, worker=worker,
+                started_at=sa.func.now(), heartbeat_at=sa.func.now(), finished_at=None, error=None,
+                cancel_requested=False, artifact_uri=None)
+        .returning(c.id, c.kind, c.config, c.export_id, c.base_model, c.parent_run_id,
+                   c.attempts, c.log_tail)
+    )
+    with engine.begin() as conn:
+        row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        conn.execute(run_metrics.delete().where(run_metrics.c.run_id == row.id))
+    return ClaimedRun(id=row.id, kind=row.kind, config=dict(row.config or {}),
+                      export_id=row.export_id, base_model=row.base_model,
+                      parent_run_id=row.parent_run_id, attempt=row.attempts, worker=worker,
+                      log_tail=row.log_tail or "")
+
+
+def _json_safe(value: Any) -> Any:
+    """JSONB refuses NaN and infinities: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class LogTail(logging.Handler):
+    """The last lines logged (root and transformers loggers) while a run executes, after the
+    lines of earlier attempts."""
+
+    def __init__(self, earlier: str = "") -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(earlier.splitlines(), maxlen=LOG_TAIL_LINES)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 — a log line must never break a run
+            self.handleError(record)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @contextmanager
+    def attached(self) -> Iterator[LogTail]:
+        loggers = [logging.getLogger(), logging.getLogger("transformers")]
+        for logger in loggers:
+            logger.addHandler(self)
+        try:
+            yield self
+        finally:
+            for logger in loggers:
+                logger.removeHandler(self)
+
+
+class Lease(Callbacks):
+    """Ownership of one attempt: the heartbeat thread, every conditional write, and the
+    ``training.Callbacks`` of the run (metrics to the database, cancel from it)."""
+
+    def __init__(self, engine: sa.Engine, run: ClaimedRun, heartbeat_seconds: float,
+                 stopping: threading.Event, tail: LogTail) -> None:
+        self.engine, self.run, self.tail = engine, run, tail
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stopping = stopping
+        self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.id}",
+                                        daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.heartbeat_seconds):
+            try:
+                self.heartbeat()
+            except OperationalError as exc:  # the database is away; the next beat retries
+                log.warning("heartbeat of run %s failed: %s", self.run.id, exc)
+
+    def heartbeat(self) -> None:
+        stmt = (sa.update(training_runs).where(_owned(self.run))
+                .values(heartbeat_at=sa.func.now(), log_tail=self.tail.text())
+                .returning(training_runs.c.id))
+        with self.engine.begin() as conn:
+            if conn.execute(stmt).first() is None:
+                self.lost = True
+
+    def cancel_requested(self) -> bool:
+        """True once the run is cancelled, no longer ours, or the worker is stopping."""
+        if self.stopping.is_set() or self.lost:
+            return True
+        c = training_runs.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(c.cancel_requested).where(_owned(self.run))).first()
+        if row is None:
+            self.lost = True
+            return True
+        return bool(row.cancel_requested)
+
+    def record(self, step: int, values: dict[str, float], samples: list[dict] | None) -> None:
+        """Upsert one logging step (merging values logged twice at the same step)."""
+        owned = sa.exists().where(_owned(self.run))
+        source = sa.select(sa.literal(self.run.id, sa.BigInteger), sa.literal(step, sa.Integer),
+                           sa.literal(_json_safe(values), JSONB),
+                           sa.literal(_json_safe(samples), JSONB)).where(owned)
+        stmt = pg_insert(run_metrics).from_select(["run_id", "step", "values", "samples"], source)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "step"],
+            set_={"values": run_metrics.c["values"].op("||")(stmt.excluded["values"]),
+                  "samples": sa.func.coalesce(stmt.excluded.samples, run_metrics.c.samples)})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def on_log(self, step: int, metrics: dict[str, float], samples: list[dict] | None) -> None:
+        self.tail.add(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        try:
+            self.record(step, metrics, samples)
+        except OperationalError as exc:  # losing one step of metrics must not kill the run
+            log.warning("could not store metrics of run %s step %s: %s", self.run.id, step, exc)
+
+    def should_stop(self) -> bool:
+        try:
+            return self.cancel_requested()
+        except OperationalError:
+            return self.stopping.is_set()
+
+    def finish(self, status: str, *, error: str | None = None,
+               artifact_uri: str | None = None) -> bool:
+        """Close the attempt; False when the lease was already lost (nothing is written)."""
+        values: dict[str, Any] = {"status": status, "log_tail": self.tail.text(),
+                                  "error": error[-ERROR_CHARS:] if error else None}
+        if status == "queued":
+            values.update(worker=None, heartbeat_at=None, started_at=None)
+        else:
+            values.update(finished_at=sa.func.now(), artifact_uri=artifact_uri)
+        stmt = (sa.update(training_runs).where(_owned(self.run)).values(**values)
+                .returning(training_runs.c.id))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).first() is not None
+
+
+def _clear_outputs(out: Path) -> None:
+    """Empty the run folder of an earlier attempt's outputs, keeping the app's inputs."""
+    if not out.is_dir():
+        return
+    for child in out.iterdir():
+        if child.name == INPUTS_DIR:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+OnSuccess = Callable[[ClaimedRun, Any], None]
+
+
+class Worker:
+    """Claims and runs training runs until stopped (or once, with ``once=True``).
+
+    ``on_success(run, result)`` runs after ``training.run`` returns and before the run is marked
+    succeeded; if it raises, the run fails with that error (the app uses it to turn a generate
+    run's output into a labeling project, see ``app.services.next_round``).
+    """
+
+    def __init__(self, engine: sa.Engine, *, name: str, data_dir: Path,
+                 heartbeat_seconds: float = 10.0, stale_seconds: float = 60.0,
+                 poll_seconds: float = 5.0, kinds: Sequence[str] = KINDS,
+                 on_success: OnSuccess | None = None) -> None:
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"kinds must be some of {list(KINDS)}, got {list(kinds)}")
+        self.engine, self.name, self.paths = engine, name, RunPaths(Path(data_dir))
+        self.heartbeat_seconds, self.stale_seconds = heartbeat_seconds, stale_seconds
+        self.poll_seconds, self.kinds, self.on_success = poll_seconds, tuple(kinds), on_success
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the worker to stop: the current run stops at its next logging step and is
+        queued again; no new run is claimed."""
+        self.stopping.set()
+
+    def run_forever(self, once: bool = False) -> int:
+        """Serve runs until stopped; with ``once``, at most one run (none queued: return at
+        once). Returns how many runs this call executed."""
+        executed = 0
+        while not self.stopping.is_set():
+            run = self.next_run()
+            if run is None:
+                if once:
+                    break
+                self.stopping.wait(self.poll_seconds)
+                continue
+            self.execute(run)
+            executed += 1
+            if once:
+                break
+        return executed
+
+    def next_run(self) -> ClaimedRun | None:
+        """Re-queue stale runs, then claim the oldest queued one this worker serves."""
+        try:
+            for run_id, status in requeue_stale(self.engine, self.stale_seconds):
+                log.warning("run %s had a stale heartbeat: now %s", run_id, status)
+            return claim(self.engine, self.name, self.kinds)
+        except OperationalError as exc:
+            log.warning("database unavailable, will retry: %s", exc)
+            return None
+
+    def execute(self, run: ClaimedRun) -> str:
+        """Run one claimed attempt to its end; returns the status it ended in."""
+        log.info("worker %s runs %s run %s (attempt %s)", self.name, run.kind, run.id,
+                 run.attempt)
+        tail = LogTail(run.log_tail)
+        with tail.attached(), Lease(self.engine, run, self.heartbeat_seconds, self.stopping,
+                                    tail) as lease:
+            tail.add(f"[worker] {self.name} started attempt {run.attempt} of run {run.id} "
+                     f"({run.kind}, base {run.base_model})")
+            status, error = self._attempt(run, lease)
+            tail.add(f"[worker] attempt {run.attempt} ended: {status}")
+            artifact = str(self.paths.run_dir(run.id)) if status == "succeeded" else None
+            if not lease.finish(status, error=error, artifact_uri=artifact):
+                log.warning("run %s was taken from worker %s; its result is dropped",
+                            run.id, self.name)
+                return "lost"
+        return status
+
+    def _attempt(self, run: ClaimedRun, lease: Lease) -> tuple[str, str | None]:
+        from training import Cancelled
+
+        try:
+            result = self._train(run, lease)
+            if self.on_success is not None:
+                self.on_success(run, result)
+        except Cancelled:
+            return ("queued" if self.stopping.is_set() else "cancelled"), None
+        except Exception as exc:  # noqa: BLE001 — any error of a run is the run's failure
+            lease.tail.add(traceback.format_exc().rstrip())
+            log.error("run %s failed: %s", run.id, exc)
+            return "failed", f"{type(exc).__name__}: {exc}"
+        return "succeeded", None
+
+    def _train(self, run: ClaimedRun, callbacks: Callbacks) -> Any:
+        import training
+
+        out = self.paths.run_dir(run.id)
+        _clear_outputs(out)
+        data = self.paths.export_dir(run.export_id) if run.export_id is not None else None
+        extra: dict[str, Any] = {}
+        if run.kind == "ppo" and run.parent_run_id is not None:
+            extra["reward"] = self.paths.run_dir(run.parent_run_id)
+        if run.kind == "generate":
+            extra["prompts"] = self.paths.prompts_file(run.id)
+        return training.run(run.kind, data=data, model=run.base_model, out=out,
+                            config=run.config, callbacks=callbacks, **extra)
+
