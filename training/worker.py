@@ -417,6 +417,8 @@ class Worker:
             extra["reward"] = self.paths.run_dir(run.parent_run_id)
         if run.kind == "generate":
             extra["prompts"] = self.paths.prompts_file(run.id)
+            if run.parent_run_id is not None:
+                extra["adapter"] = self.paths.run_dir(run.parent_run_id)
         return training.run(run.kind, data=data, model=run.base_model, out=out,
                             config=run.config, callbacks=callbacks, **extra)
 

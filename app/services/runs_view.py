@@ -1,0 +1,126 @@
+"""What the API and the dashboard show of a run: summary, metrics by step, samples, artifact
+files, and the human ceiling beside a reward model's held-out accuracy."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Export, Prompt, RunMetric, TrainingRun
+from app.domain.errors import NotFound
+from app.settings import Settings
+from training.worker import RunPaths
+
+ACCURACY_KEYS = ("eval_accuracy", "eval_rewards/accuracies")
+
+
+def duration_seconds(run: TrainingRun) -> float | None:
+    """Seconds from start to finish (to now while running)."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or datetime.now(UTC)
+    return max((end - run.started_at).total_seconds(), 0.0)
+
+
+def summary(run: TrainingRun) -> dict[str, Any]:
+    """The run's row as plain data."""
+    return {
+        "id": run.id, "kind": run.kind, "status": run.status, "base_model": run.base_model,
+        "export_id": run.export_id, "parent_run_id": run.parent_run_id,
+        "project_id": run.project_id, "result_project_id": run.result_project_id,
+        "config": run.config, "worker": run.worker, "attempts": run.attempts,
+        "max_attempts": run.max_attempts, "cancel_requested": run.cancel_requested,
+        "created_at": run.created_at, "started_at": run.started_at,
+        "heartbeat_at": run.heartbeat_at, "finished_at": run.finished_at,
+        "duration_seconds": duration_seconds(run), "error": run.error,
+        "artifact_uri": run.artifact_uri,
+    }
+
+
+def metrics(session: Session, run_id: int, after_step: int | None = None) -> list[dict[str, Any]]:
+    """Metrics by step, ascending; only steps after ``after_step`` when given."""
+    stmt = select(RunMetric).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
+    if after_step is not None:
+        stmt = stmt.where(RunMetric.step > after_step)
+    return [{"step": m.step, "values": m.values, "samples": m.samples}
+            for m in session.scalars(stmt)]
+
+
+def recent_samples(session: Session, run_id: int, steps: int = 3) -> list[dict[str, Any]]:
+    """The sample completions of the last ``steps`` steps that logged some, newest first."""
+    stmt = (select(RunMetric.step, RunMetric.samples)
+            .where(RunMetric.run_id == run_id, RunMetric.samples.is_not(None))
+            .order_by(RunMetric.step.desc()).limit(steps))
+    return [{"step": step, "samples": samples} for step, samples in session.execute(stmt)
+            if samples]
+
+
+def final_value(session: Session, run_id: int, keys: tuple[str, ...]) -> float | None:
+    """The last logged value of the first of ``keys`` that the run logged."""
+    for key in keys:
+        stmt = (select(RunMetric.values[key].as_float())
+                .where(RunMetric.run_id == run_id, RunMetric.values.has_key(key))
+                .order_by(RunMetric.step.desc()).limit(1))
+        value = session.scalar(stmt)
+        if value is not None:
+            return value
+    return None
+
+
+def artifacts(settings: Settings, run: TrainingRun) -> list[dict[str, Any]]:
+    """Files of the run folder (``inputs/`` included), with sizes, sorted by path."""
+    root = RunPaths(settings.data_dir).run_dir(run.id)
+    if not root.is_dir():
+        return []
+    return [{"path": p.relative_to(root).as_posix(), "size": p.stat().st_size}
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()]
+
+
+def artifact_file(settings: Settings, run: TrainingRun, path: str) -> Path:
+    """One file of the run folder; NotFound for anything outside it or missing."""
+    root = RunPaths(settings.data_dir).run_dir(run.id).resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise NotFound(f"run {run.id} has no file {path!r}")
+    return target
+
+
+def _held_out_prompt_ids(folder: Path, config: dict[str, Any]) -> set[str]:
+    """The prompts the reward model was evaluated on: the same split as training's."""
+    from training.data import prompt_key, split_by_prompt
+
+    with (folder / "pairs.jsonl").open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    rows = [r for r in rows if not r.get("tie")]
+    _, held_out = split_by_prompt(rows, float(config.get("eval_fraction", 0.1)),
+                                  int(config.get("seed", 42)))
+    return {prompt_key(r) for r in held_out}
+
+
+def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dict[str, Any] | None:
+    """A reward model's held-out accuracy beside the labelers' pairwise agreement on the same
+    held-out prompts (mean of ``prompts.agreement``) and over the whole export's project."""
+    if run.kind != "reward" or run.export_id is None:
+        return None
+    export = session.get(Export, run.export_id)
+    folder = RunPaths(settings.data_dir).export_dir(run.export_id)
+    if export is None or not (folder / "pairs.jsonl").is_file():
+        return None
+    held_out = _held_out_prompt_ids(folder, run.config)
+    stmt = select(func.avg(Prompt.agreement), func.count(Prompt.id)).where(
+        Prompt.project_id == export.project_id, Prompt.external_id.in_(held_out),
+        Prompt.agreement.is_not(None))
+    mean, counted = session.execute(stmt).one()
+    project_agreement = (export.manifest.get("agreement") or {}).get("pairwise_agreement")
+    return {
+        "model_accuracy": final_value(session, run.id, ACCURACY_KEYS),
+        "held_out_prompts": len(held_out),
+        "human_agreement": float(mean) if mean is not None else None,
+        "human_prompts": int(counted),
+        "project_pairwise_agreement": project_agreement,
+    }

@@ -1,0 +1,139 @@
+"""Training runs (SPEC §7, §10): queue, inspect, cancel, retry, download artifacts. Admin only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from app.db.models import TrainingRun
+from app.services import next_round, runs, runs_view
+from app.web.deps import AdminUser, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1/training-runs", tags=["training runs"])
+
+
+class NewRun(BaseModel):
+    kind: Literal["reward", "dpo", "ppo", "generate"]
+    export_id: int | None = None
+    base_model: str = Field(default="", max_length=500)
+    config: dict[str, Any] = Field(default_factory=dict)
+    parent_run_id: int | None = None
+    preset: str | None = None
+    project_id: int | None = Field(
+        default=None,
+        description="generate: the prompt set, when it is a project rather than an export",
+    )
+
+
+class RunOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    base_model: str
+    export_id: int | None
+    parent_run_id: int | None
+    project_id: int | None
+    result_project_id: int | None
+    config: dict[str, Any]
+    worker: str | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    error: str | None
+    artifact_uri: str | None
+
+    @classmethod
+    def of(cls, run: TrainingRun) -> RunOut:
+        return cls(**runs_view.summary(run))
+
+
+class MetricOut(BaseModel):
+    step: int
+    values: dict[str, float | None]
+    samples: list[Any] | None
+
+
+class FileOut(BaseModel):
+    path: str
+    size: int
+    url: str
+
+
+class RunDetail(RunOut):
+    metrics: list[MetricOut]
+    log_tail: str
+    files: list[FileOut]
+
+
+def _detail(
+    run: TrainingRun, db: SessionDep, settings: SettingsDep, after_step: int | None
+) -> RunDetail:
+    files = [
+        FileOut(**f, url=f"/api/v1/training-runs/{run.id}/files/{f['path']}")
+        for f in runs_view.artifacts(settings, run)
+    ]
+    return RunDetail(
+        **runs_view.summary(run),
+        log_tail=run.log_tail,
+        files=files,
+        metrics=runs_view.metrics(db, run.id, after_step),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
+def create_run(body: NewRun, db: SessionDep, settings: SettingsDep, _: AdminUser) -> RunOut:
+    return RunOut.of(runs.create_run(db, settings, runs.RunRequest(**body.model_dump())))
+
+
+@router.get("", response_model=list[RunOut])
+def list_runs(
+    db: SessionDep,
+    _: AdminUser,
+    kind: str | None = None,
+    state: Annotated[str | None, Query(alias="status")] = None,
+) -> list[RunOut]:
+    """Runs, newest first; ``?kind=`` and ``?status=`` filter."""
+    return [RunOut.of(r) for r in runs.list_runs(db, kind=kind, status=state)]
+
+
+@router.get("/{run_id}", response_model=RunDetail)
+def get_run(
+    run_id: int, db: SessionDep, settings: SettingsDep, _: AdminUser, after_step: int | None = None
+) -> RunDetail:
+    """Status, timings, attempts, metrics by step (only after ``after_step`` when given, for
+    polling), the log tail and the artifact files."""
+    return _detail(runs.get_run(db, run_id), db, settings, after_step)
+
+
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
+def cancel_run(run_id: int, db: SessionDep, _: AdminUser) -> RunOut:
+    return RunOut.of(runs.cancel_run(db, run_id))
+
+
+@router.post("/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
+def retry_run(run_id: int, db: SessionDep, _: AdminUser) -> RunOut:
+    return RunOut.of(runs.retry_run(db, run_id))
+
+
+@router.get("/{run_id}/files/{path:path}")
+def download(
+    run_id: int, path: str, db: SessionDep, settings: SettingsDep, _: AdminUser
+) -> FileResponse:
+    target = runs_view.artifact_file(settings, runs.get_run(db, run_id), path)
+    return FileResponse(target, filename=target.name)
+
+
+@router.get("/{run_id}/comparison")
+def comparison(run_id: int, db: SessionDep, _: AdminUser) -> dict[str, Any]:
+    """A generate run's labeled round: the trained policy against its base (win rate,
+    Bradley–Terry scores, bootstrap 95% intervals)."""
+    return next_round.comparison_for_run(db, runs.get_run(db, run_id))
