@@ -1,0 +1,283 @@
+"""One imported prompt, checked field by field (SPEC §2, §3).
+
+Every format (JSON Lines, CSV, preference pairs) ends up as :class:`ImportRow`. The
+checks here collect every problem of a record, each naming its field the way the file
+spells it (``completions[2].text``, ``judgments[0].ranking``), instead of stopping at
+the first one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.errors import ValidationFailed
+from app.domain.rankings import validate_ranking
+from app.services.import_reader import Problem, problem
+from app.services.users import USERNAME_RE
+
+MIN_COMPLETIONS = 2
+MAX_COMPLETIONS = 9
+MAX_ID_LENGTH = 200
+MAX_JUDGMENTS = 1000
+EXTERNAL_PREFIX = "ext:"
+ROLES = ("system", "user", "assistant")
+
+ROW_FIELDS = ("id", "prompt", "completions", "metadata", "gold", "judgments")
+COMPLETION_FIELDS = ("id", "text", "model", "metadata")
+JUDGMENT_FIELDS = ("labeler", "ranking", "reject_all")
+MESSAGE_FIELDS = ("role", "content")
+
+
+@dataclass(slots=True)
+class CompletionIn:
+    external_id: str
+    text: str
+    model: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class JudgmentIn:
+    labeler: str
+    ranking: list[list[str]] | None
+    reject_all: bool = False
+
+
+@dataclass(slots=True)
+class ImportRow:
+    """A valid prompt ready to be written.
+
+    ``id_from`` says where ``external_id`` came from: ``"id"`` (the file's own id),
+    ``"prompt text"`` (a hash of it: a repeat is an error asking for an id column) or
+    ``"content"`` (a hash of the whole record: a repeat is the same record, skipped).
+    """
+
+    line: int
+    external_id: str
+    prompt: str | list[dict[str, str]]
+    completions: list[CompletionIn]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    gold: list[list[str]] | None = None
+    judgments: list[JudgmentIn] = field(default_factory=list)
+    id_from: str = "id"
+
+
+def content_hash(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (for ids derived from content)."""
+    blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def type_name(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+
+
+def has_nul(value: Any) -> bool:
+    """True when a string anywhere inside ``value`` holds NUL, which PostgreSQL refuses."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class Checker:
+    """Collects the problems of one record (one line)."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        self.problems: list[Problem] = []
+
+    def fail(self, field_name: str, message: str) -> None:
+        self.problems.append(problem(self.line, field_name, message))
+
+    def unknown_fields(self, obj: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+        for key in obj:
+            if key not in allowed:
+                name = f"{where}.{key}" if where else str(key)
+                self.fail(name, f"unknown field; allowed: {', '.join(allowed)}")
+
+    def identifier(self, value: Any, name: str) -> str | None:
+        """An id: a non-empty string (or an integer, kept as its decimal text)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            self.fail(name, f"must be a string, got {type_name(value)}")
+        elif not value.strip():
+            self.fail(name, "must not be empty")
+        elif len(value) > MAX_ID_LENGTH:
+            self.fail(name, f"must be at most {MAX_ID_LENGTH} characters")
+        elif "\x00" in value:
+            self.fail(name, "must not contain NUL characters")
+        else:
+            return value
+        return None
+
+    def text(self, value: Any, name: str, *, allow_empty: bool = True) -> str | None:
+        if not isinstance(value, str):
+            self.fail(name, f"must be a string, got {type_name(value)}")
+        elif not allow_empty and not value.strip():
+            self.fail(name, "must not be empty")
+        elif "\x00" in value:
+            self.fail(name, "must not contain NUL characters")
+        else:
+            return value
+        return None
+
+    def json_object(self, value: Any, name: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(name, f"must be an object, got {type_name(value)}")
+        elif has_nul(value):
+            self.fail(name, "must not contain NUL characters")
+        else:
+            return value
+        return {}
+
+    def prompt(self, value: Any, name: str = "prompt") -> str | list[dict[str, str]] | None:
+        """A non-empty string, or a non-empty list of ``{role, content}`` chat messages."""
+        if isinstance(value, str) or not isinstance(value, list):
+            if not isinstance(value, str):
+                self.fail(name, f"must be a string or a list of messages, got {type_name(value)}")
+                return None
+            return self.text(value, name, allow_empty=False)
+        if not value:
+            self.fail(name, "must not be an empty list of messages")
+            return None
+        before = len(self.problems)
+        messages = [self._message(m, f"{name}[{i}]") for i, m in enumerate(value)]
+        return messages if len(self.problems) == before else None  # type: ignore[return-value]
+
+    def _message(self, value: Any, name: str) -> dict[str, str] | None:
+        if not isinstance(value, dict):
+            self.fail(name, f"must be an object {{role, content}}, got {type_name(value)}")
+            return None
+        self.unknown_fields(value, MESSAGE_FIELDS, name)
+        if value.get("role") not in ROLES:
+            self.fail(f"{name}.role", f"must be one of {', '.join(ROLES)}")
+        content = self.text(value.get("content"), f"{name}.content")
+        return {"role": value.get("role"), "content": content or ""}
+
+    def ranking(self, value: Any, name: str, ids: Sequence[str]) -> list[list[str]] | None:
+        """Tiers covering every completion id exactly once (ties allowed)."""
+        try:
+            tiers = validate_ranking(value, ids, allow_ties=True)
+        except ValidationFailed as exc:
+            for detail in exc.details:
+                self.fail(name, detail["message"])
+            return None
+        return [list(tier) for tier in tiers]
+
+
+def check_completions(c: Checker, value: Any) -> list[CompletionIn]:
+    """``completions``: 2 to 9 objects ``{id, text, model?, metadata?}`` with unique ids."""
+    if not isinstance(value, list):
+        c.fail("completions", f"must be a list of completions, got {type_name(value)}")
+        return []
+    if not MIN_COMPLETIONS <= len(value) <= MAX_COMPLETIONS:
+        c.fail(
+            "completions",
+            f"a prompt has {MIN_COMPLETIONS} to {MAX_COMPLETIONS} completions, got {len(value)}",
+        )
+    out: list[CompletionIn] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        name = f"completions[{i}]"
+        if not isinstance(item, dict):
+            c.fail(name, f"must be an object {{id, text}}, got {type_name(item)}")
+            continue
+        c.unknown_fields(item, COMPLETION_FIELDS, name)
+        cid = c.identifier(item.get("id"), f"{name}.id")
+        text = c.text(item.get("text"), f"{name}.text")
+        model = item.get("model")
+        if model is not None and (not isinstance(model, str) or len(model) > MAX_ID_LENGTH):
+            c.fail(f"{name}.model", f"must be a string of at most {MAX_ID_LENGTH} characters")
+            model = None
+        metadata = c.json_object(item.get("metadata"), f"{name}.metadata")
+        if cid is not None and cid in seen:
+            c.fail(f"{name}.id", f"duplicate completion id {cid!r} in this prompt")
+        if cid is not None and text is not None:
+            seen.add(cid)
+            out.append(CompletionIn(cid, text, model, metadata))
+    return out
+
+
+def check_labeler(c: Checker, value: Any, name: str) -> str | None:
+    if not isinstance(value, str) or not value.startswith(EXTERNAL_PREFIX):
+        c.fail(name, "must be an external labeler name such as 'ext:annotator1'")
+        return None
+    if not USERNAME_RE.match(value) or len(value) <= len(EXTERNAL_PREFIX):
+        c.fail(name, "after 'ext:', use 1 to 146 letters, digits or _ . @ : -")
+        return None
+    return value
+
+
+def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[JudgmentIn]:
+    """``judgments``: ``[{labeler: "ext:name", ranking, reject_all?}]``, one per labeler."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        c.fail("judgments", f"must be a list, got {type_name(value)}")
+        return []
+    if len(value) > MAX_JUDGMENTS:
+        c.fail("judgments", f"at most {MAX_JUDGMENTS} judgments per prompt")
+        return []
+    out: list[JudgmentIn] = []
+    labelers: set[str] = set()
+    for i, item in enumerate(value):
+        name = f"judgments[{i}]"
+        if not isinstance(item, dict):
+            c.fail(name, f"must be an object {{labeler, ranking}}, got {type_name(item)}")
+            continue
+        c.unknown_fields(item, JUDGMENT_FIELDS, name)
+        labeler = check_labeler(c, item.get("labeler"), f"{name}.labeler")
+        reject_all = item.get("reject_all", False)
+        if not isinstance(reject_all, bool):
+            c.fail(f"{name}.reject_all", f"must be true or false, got {type_name(reject_all)}")
+            continue
+        ranking = None
+        if item.get("ranking") is not None or not reject_all:
+            ranking = c.ranking(item.get("ranking"), f"{name}.ranking", ids)
+            if ranking is None:
+                continue
+        if labeler in labelers:
+            c.fail(f"{name}.labeler", f"{labeler} judges this prompt more than once")
+        elif labeler is not None:
+            labelers.add(labeler)
+            out.append(JudgmentIn(labeler, ranking, reject_all))
+    return out
+
+
+def check_row(obj: dict[str, Any], line: int) -> ImportRow | list[Problem]:
+    """A JSON Lines record (SPEC §3) as an ImportRow, or every problem found in it."""
+    c = Checker(line)
+    c.unknown_fields(obj, ROW_FIELDS, "")
+    if "id" not in obj:
+        c.fail("id", "missing: every prompt needs an id (unique in the file)")
+    external_id = c.identifier(obj.get("id"), "id") if "id" in obj else None
+    if "prompt" not in obj:
+        c.fail("prompt", "missing")
+    prompt = c.prompt(obj.get("prompt")) if "prompt" in obj else None
+    if "completions" not in obj:
+        c.fail("completions", f"missing: a list of {MIN_COMPLETIONS} to {MAX_COMPLETIONS}")
+    completions = check_completions(c, obj.get("completions", []))
+    metadata = c.json_object(obj.get("metadata"), "metadata")
+    gold, judgments = None, []
+    if not any(p["field"].startswith("completions") for p in c.problems):
+        # Rankings are checked against the completion ids, so only once those are sound.
+        ids = [comp.external_id for comp in completions]
+        gold = None if obj.get("gold") is None else c.ranking(obj["gold"], "gold", ids)
+        judgments = check_judgments(c, obj.get("judgments"), ids)
+    if c.problems or external_id is None or prompt is None:
+        return c.problems
+    return ImportRow(line, external_id, prompt, completions, metadata, gold, judgments)

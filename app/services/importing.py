@@ -1,0 +1,264 @@
+"""Importing prompts (SPEC §3): one service for the API, the admin page and the CLI.
+
+An import is all or nothing. The file is read once, line by line; valid records are
+written in batches inside ONE transaction while the rest of the file is still being
+checked, and the first problem stops the writing. At the end, any problem rolls the
+whole transaction back and every problem found (up to 100) is reported with its line
+and field; otherwise the transaction commits. Prompt ids already in the project are
+skipped (``ON CONFLICT DO NOTHING``), and so are their judgments: re-importing a file
+is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from app.db.models import Project, User
+from app.db.models.projects import ProjectStatus
+from app.domain.errors import Conflict, ValidationFailed
+from app.domain.figures import prompt_figures
+from app.services.import_formats import DEFAULT_PAIRS_LABELER, FORMATS, Parsed, parse
+from app.services.import_reader import Problem, problem, read_lines
+from app.services.import_rows import Checker, ImportRow, check_labeler
+from app.services.projects import project_settings
+
+MAX_PROBLEMS = 100
+BATCH_SIZE = 1000
+
+_STAGE = "prefloop_import_stage"
+_CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (
+    external_id text, prompt jsonb, metadata jsonb, gold jsonb, is_gold bool,
+    target_labels int2, slots_taken int2, n_judgments int2, agreement float8, kendall_w float8
+) ON COMMIT DROP
+"""
+_STAGE_COLUMNS = (
+    "external_id, prompt, metadata, gold, is_gold, "
+    "target_labels, slots_taken, n_judgments, agreement, kendall_w"
+)
+_COPY_STAGE = f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN"
+_INSERT_PROMPTS = f"""
+INSERT INTO prompts (project_id, {_STAGE_COLUMNS})
+SELECT %s, {_STAGE_COLUMNS} FROM {_STAGE}
+ON CONFLICT (project_id, external_id) DO NOTHING
+RETURNING external_id, id
+"""
+_COPY_COMPLETIONS = (
+    "COPY completions (prompt_id, external_id, position, text, model, metadata) FROM STDIN"
+)
+_COPY_JUDGMENTS = (
+    "COPY judgments (project_id, prompt_id, labeler_id, ranking, reject_all) FROM STDIN"
+)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """``imported``: new prompts; ``skipped``: prompts whose id was already there."""
+
+    imported: int
+    skipped: int
+    judgments: int
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else _encode(value)
+
+
+def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
+    """One row of the staging table (``_STAGE_COLUMNS``)."""
+    rankings = [j.ranking for j in row.judgments if j.ranking is not None]
+    figures = prompt_figures(rankings, [c.external_id for c in row.completions])
+    n = len(row.judgments)
+    return (
+        row.external_id,
+        _dumps(row.prompt),
+        _dumps(row.metadata),
+        _dumps(row.gold),
+        row.gold is not None,
+        max(k, n),
+        n,
+        n,
+        figures["pairwise_agreement"],
+        figures["kendall_w"],
+    )
+
+
+class _Writer:
+    """Buffers valid rows and writes them in bulk; flushes, never commits.
+
+    A batch of prompts is COPied into a temporary staging table, then moved with one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` (which tells new from
+    existing ids); completions and judgments of the new prompts are COPied directly.
+    """
+
+    def __init__(self, session: Session, project_id: int, k: int) -> None:
+        self.session = session
+        self.project_id = project_id
+        self.k = k
+        self.batch: list[ImportRow] = []
+        self.labelers: dict[str, int] = {}
+        self.imported = self.skipped = self.judgments = 0
+
+    def add(self, row: ImportRow) -> None:
+        self.batch.append(row)
+        if len(self.batch) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.batch = self.batch, []
+        if not rows:
+            return
+        self._ensure_labelers({j.labeler for row in rows for j in row.judgments})
+        driver = self.session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(_CREATE_STAGE)
+            cursor.execute(f"TRUNCATE {_STAGE}")
+            with cursor.copy(_COPY_STAGE) as copy:
+                for row in rows:
+                    copy.write_row(_prompt_record(row, self.k))
+            cursor.execute(_INSERT_PROMPTS, [self.project_id])
+            new_ids: dict[str, int] = dict(cursor.fetchall())
+            new_rows = [r for r in rows if r.external_id in new_ids]
+            self.imported += len(new_rows)
+            self.skipped += len(rows) - len(new_rows)
+            with cursor.copy(_COPY_COMPLETIONS) as copy:
+                for row in new_rows:
+                    prompt_id = new_ids[row.external_id]
+                    for position, c in enumerate(row.completions):
+                        copy.write_row(
+                            (
+                                prompt_id,
+                                c.external_id,
+                                position,
+                                c.text,
+                                c.model,
+                                _dumps(c.metadata),
+                            )
+                        )
+            if any(row.judgments for row in new_rows):
+                self._copy_judgments(cursor, new_rows, new_ids)
+
+    def _copy_judgments(self, cursor: Any, rows: list[ImportRow], ids: dict[str, int]) -> None:
+        with cursor.copy(_COPY_JUDGMENTS) as copy:
+            for row in rows:
+                for j in row.judgments:
+                    copy.write_row(
+                        (
+                            self.project_id,
+                            ids[row.external_id],
+                            self.labelers[j.labeler],
+                            _dumps(j.ranking),
+                            j.reject_all,
+                        )
+                    )
+                    self.judgments += 1
+
+    def _ensure_labelers(self, names: set[str]) -> None:
+        """Get or create the external labelers (race-safe: ON CONFLICT DO NOTHING)."""
+        missing = sorted(names - self.labelers.keys())
+        if not missing:
+            return
+        new = [
+            {
+                "username": name,
+                "password_hash": None,
+                "role": "labeler",
+                "is_active": True,
+                "is_external": True,
+            }
+            for name in missing
+        ]
+        self.session.execute(
+            pg_insert(User.__table__).on_conflict_do_nothing(index_elements=["username"]), new
+        )
+        found = self.session.execute(
+            select(User.username, User.id).where(User.username.in_(missing))
+        )
+        self.labelers.update(found.tuples().all())
+
+
+def _consume(records: Iterable[Parsed], writer: _Writer) -> list[Problem]:
+    """Write the valid records until the first problem; return the problems (≤ 100)."""
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for record in records:
+        if isinstance(record, list):
+            problems.extend(record)
+        elif record.external_id in first_line:
+            earlier = first_line[record.external_id]
+            if record.id_from == "content":
+                writer.skipped += 1
+            elif record.id_from == "prompt text":
+                message = f"the same prompt text as line {earlier}; add an id column"
+                problems.append(problem(record.line, "prompt", message))
+            else:
+                message = f"duplicate prompt id {record.external_id!r} (first on line {earlier})"
+                problems.append(problem(record.line, "id", message))
+        else:
+            first_line[record.external_id] = record.line
+            if not problems:
+                writer.add(record)
+        if len(problems) >= MAX_PROBLEMS:
+            return problems[:MAX_PROBLEMS]
+    if not first_line and not problems:
+        problems.append(problem(None, "file", "the file holds no records"))
+    return problems
+
+
+def _refusal(problems: list[Problem]) -> ValidationFailed:
+    first = problems[0]
+    where = f"line {first['line']}: " if first["line"] else ""
+    count = f"{len(problems)}+" if len(problems) >= MAX_PROBLEMS else str(len(problems))
+    return ValidationFailed(
+        f"import refused, nothing was written: {count} problem(s), the first at "
+        f"{where}{first['field']}: {first['message']}",
+        problems,
+    )
+
+
+def _check_request(project: Project, fmt: str, labeler: str) -> None:
+    if project.status == ProjectStatus.archived.value:
+        raise Conflict("the project is archived: unarchive it before importing")
+    if fmt not in FORMATS:
+        raise ValidationFailed.single("format", f"must be one of {', '.join(FORMATS)}")
+    checker = Checker(0)
+    if check_labeler(checker, labeler, "labeler") is None:
+        raise ValidationFailed.single("labeler", checker.problems[0]["message"])
+
+
+def import_file(
+    session: Session,
+    project: Project,
+    stream: BinaryIO,
+    fmt: str = "jsonl",
+    *,
+    labeler: str = DEFAULT_PAIRS_LABELER,
+) -> ImportResult:
+    """Import a file (plain or gzip; seekable) in ``fmt``: jsonl, csv or pairs.
+
+    ``labeler`` names the external labeler (``ext:…``) of the judgments that
+    preference pairs carry. Commits and returns the counts, or rolls back and raises
+    ValidationFailed listing every problem (``details: [{line, field, message}]``).
+    """
+    _check_request(project, fmt, labeler)
+    writer = _Writer(session, project.id, project_settings(project).labels_per_prompt)
+    try:
+        problems = _consume(parse(fmt, read_lines(stream), labeler=labeler), writer)
+        if problems:
+            raise _refusal(problems)
+        writer.flush()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return ImportResult(writer.imported, writer.skipped, writer.judgments)
