@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,8 +53,18 @@ def run(args: list[str], env: dict[str, str], stdin: str = "") -> str:
     return done.stdout
 
 
+@pytest.fixture
+def workdir():
+    """Not pytest's tmp_path: a new pytest session makes that tree 0700, locking out the
+    embedded server's system user while it runs."""
+    path = Path(tempfile.mkdtemp(prefix="prefloop-serve-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.timeout(240)
-def test_serve_survives_kill_9_and_stops_on_sigterm(tmp_path):
+def test_serve_survives_kill_9_and_stops_on_sigterm(workdir):
+    tmp_path = workdir
     port = free_port()
     env = cli_env(tmp_path / "data", port)
     url = f"http://127.0.0.1:{port}"
