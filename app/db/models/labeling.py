@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, created_at_column
+from app.db.models.prompts import Prompt
 
 EMPTY_JSON = text("'{}'::jsonb")
 
@@ -95,3 +96,14 @@ class Judgment(Base):
     display_order: Mapped[list[Any] | None]
     body_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
+
+
+# The labeling queue (migration 0002): prompts with a free slot, nearest completion first.
+# Declared here, beside the code that needs it, on the prompts table.
+Index(
+    "ix_prompts_open_queue",
+    Prompt.project_id,
+    Prompt.slots_taken.desc(),
+    Prompt.id,
+    postgresql_where=text("NOT is_gold AND slots_taken < target_labels"),
+)

@@ -1,0 +1,66 @@
+"""The labeling loop over HTTP (SPEC §7): next task, judgment, skip."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from app.services.assignment import next_task
+from app.services.judgments import JudgmentIn, skip_assignment, submit_judgment
+from app.web.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["labeling"])
+
+
+class CompletionOut(BaseModel):
+    id: str
+    text: str
+
+
+class TaskOut(BaseModel):
+    assignment_id: int
+    prompt: Any
+    completions: list[CompletionOut]
+    expires_at: datetime
+
+
+class JudgmentOut(BaseModel):
+    judgment_id: int
+
+
+@router.get(
+    "/projects/{project_id}/tasks/next",
+    response_model=TaskOut,
+    responses={204: {"description": "Nothing is left for this labeler."}},
+)
+def get_next_task(project_id: int, db: SessionDep, user: CurrentUser) -> Response:
+    """The caller's task: the lease they hold, or a new one; 204 when nothing is left."""
+    task = next_task(db, user, project_id)
+    if task is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return JSONResponse(task.as_json())
+
+
+@router.post(
+    "/assignments/{assignment_id}/judgment",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JudgmentOut,
+)
+def post_judgment(
+    assignment_id: int, body: JudgmentIn, db: SessionDep, user: CurrentUser
+) -> JSONResponse:
+    """Record a judgment; the same body again returns the first judgment (201)."""
+    submitted = submit_judgment(db, user, assignment_id, body)
+    return JSONResponse({"judgment_id": submitted.judgment_id}, status_code=201)
+
+
+@router.post("/assignments/{assignment_id}/skip", status_code=status.HTTP_204_NO_CONTENT)
+def post_skip(assignment_id: int, db: SessionDep, user: CurrentUser) -> Response:
+    """Pass on a task; it is never offered to the caller again."""
+    skip_assignment(db, user, assignment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
