@@ -138,6 +138,7 @@ class PolicyValueModel(torch.nn.Module):
         self.peft.load_adapter(value_dir / VALUE, adapter_name=VALUE, is_trainable=True)
         self.value_head.load_state_dict(load_file(str(value_dir / VALUE_HEAD_FILE)))
         self._trainable = [*self.adapter_parameters(POLICY), *self.adapter_parameters(VALUE)]
+        self.train(self.training)  # new modules start in training mode (dropout on)
         self.activate(POLICY)
 
     # --- artifacts --------------------------------------------------------------------------
