@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -61,16 +61,23 @@ class PairVotes(NamedTuple):
 class Consensus:
     """The combined view of all ranking judgments of one prompt.
 
-    ``completion_ids`` are sorted; ``order`` is the consensus order, best first.
-    ``above[a * K + b]`` counts the rankings that put ``completion_ids[a]`` strictly
-    above ``completion_ids[b]``; ties are what is left of ``n_rankings``.
+    ``completion_ids`` are sorted. ``above[a * K + b]`` counts the rankings that put
+    ``completion_ids[a]`` strictly above ``completion_ids[b]``; ties are what is left
+    of ``n_rankings``. ``doubled_points`` are twice the Borda points (exact integers)
+    and ``ranked`` the consensus order as indices into ``completion_ids``.
     """
 
     method: str
     completion_ids: tuple[str, ...]
     n_rankings: int
     above: tuple[int, ...] = field(repr=False)
-    order: tuple[str, ...]
+    doubled_points: tuple[int, ...] = field(repr=False)
+    ranked: tuple[int, ...] = field(repr=False)
+
+    @cached_property
+    def order(self) -> tuple[str, ...]:
+        """The consensus order, best first; equal scores broken by completion id."""
+        return tuple(self.completion_ids[i] for i in self.ranked)
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -97,60 +104,59 @@ class Consensus:
     @cached_property
     def points(self) -> dict[str, float]:
         """Borda points summed over rankings: completions below plus half the tied ones."""
-        return {
-            cid: _doubled_points(self.above, len(self.completion_ids), self.n_rankings, i) / 2
-            for i, cid in enumerate(self.completion_ids)
-        }
+        return {cid: d / 2 for cid, d in zip(self.completion_ids, self.doubled_points, strict=True)}
 
     @cached_property
     def scores(self) -> dict[str, float]:
         """Per completion: BT log-strength, or mean Borda points per ranking (see module doc)."""
+        ids, n = self.completion_ids, self.n_rankings
         if self.method == BORDA:
-            n = max(self.n_rankings, 1)
-            return {cid: self.points[cid] / n for cid in self.completion_ids}
-        k = len(self.completion_ids)
+            return {cid: self.points[cid] / max(n, 1) for cid in ids}
+        k = len(ids)
+        above = self.above
         wins = [
-            [
-                self.above[a * k + b]
-                + 0.5 * self.pair(self.completion_ids[a], self.completion_ids[b])[2]
-                if a != b
-                else 0.0
-                for b in range(k)
-            ]
+            [(above[a * k + b] + (n - above[b * k + a])) / 2 if a != b else 0.0 for b in range(k)]
             for a in range(k)
         ]
         strengths = bradley_terry_strengths(wins)
-        return {cid: math.log(p) for cid, p in zip(self.completion_ids, strengths, strict=True)}
+        return {cid: math.log(p) for cid, p in zip(ids, strengths, strict=True)}
 
 
-def _doubled_points(above: Sequence[int], k: int, n: int, i: int) -> int:
-    """Twice the Borda points of item i: 2 wins + ties = wins - losses + n (k - 1)."""
-    wins = sum(above[i * k : i * k + k])
-    losses = sum(above[i::k])
-    return wins - losses + n * (k - 1)
+@cache
+def _pair_slots(k: int) -> tuple[tuple[int, int, int, int], ...]:
+    """(a, b, a * K + b, b * K + a) for every pair a < b of K items."""
+    return tuple((a, b, a * k + b, b * k + a) for a in range(k) for b in range(a + 1, k))
 
 
-def _tally(rankings: Sequence[Sequence[Sequence[str]]], ids: tuple[str, ...]) -> list[int]:
-    """Flat K x K counts of 'a strictly above b' over all rankings."""
+def _tally(
+    rankings: Sequence[Sequence[Sequence[str]]], ids: tuple[str, ...]
+) -> tuple[list[int], list[int]]:
+    """Flat K x K counts of 'a strictly above b', and twice each item's Borda points."""
     k = len(ids)
     index = {cid: i for i, cid in enumerate(ids)}
-    above = [0] * (k * k)
+    above, doubled = [0] * (k * k), [0] * k
+    slots = _pair_slots(k)
     for tiers in rankings:
-        higher: list[int] = []
+        tier_of = [-1] * k
         seen = 0
-        for tier in tiers:
-            try:
-                members = [index[cid] for cid in tier]
-            except KeyError as exc:
-                raise ValueError(f"ranking names unknown completion {exc.args[0]!r}") from None
-            for m in members:
-                for h in higher:
-                    above[h * k + m] += 1
-            higher.extend(members)
-            seen += len(members)
-        if seen != k or len(set(higher)) != k:
+        for number, tier in enumerate(tiers):
+            size = len(tier)
+            share = 2 * (k - seen - size) + size - 1  # 2 x below + tied others
+            seen += size
+            for cid in tier:
+                if cid not in index:
+                    raise ValueError(f"ranking names unknown completion {cid!r}")
+                m = index[cid]
+                tier_of[m] = number
+                doubled[m] += share
+        if seen != k or -1 in tier_of:
             raise ValueError(f"a ranking does not cover exactly the completions {list(ids)}")
-    return above
+        for a, b, ab, ba in slots:
+            if tier_of[a] < tier_of[b]:
+                above[ab] += 1
+            elif tier_of[b] < tier_of[a]:
+                above[ba] += 1
+    return above, doubled
 
 
 def consensus(
@@ -166,11 +172,10 @@ def consensus(
     if method not in METHODS:
         raise ValueError(f"unknown consensus method {method!r}; use one of {METHODS}")
     ids = tuple(sorted(completion_ids))
-    above = _tally(rankings, ids)
-    k, n = len(ids), len(rankings)
-    doubled = [_doubled_points(above, k, n, i) for i in range(k)]
-    order = tuple(ids[i] for i in sorted(range(k), key=lambda i: (-doubled[i], ids[i])))
-    return Consensus(method, ids, n, tuple(above), order)
+    above, doubled = _tally(rankings, ids)
+    # ids are sorted and the sort is stable (also in reverse), so equal points keep id order
+    ranked = sorted(range(len(ids)), key=doubled.__getitem__, reverse=True)
+    return Consensus(method, ids, len(rankings), tuple(above), tuple(doubled), tuple(ranked))
 
 
 def _log_likelihood(theta: np.ndarray, wins: np.ndarray, prior_games: float) -> float:

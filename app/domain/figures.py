@@ -14,52 +14,52 @@ A figure that is undefined for the data (e.g. alpha with no variation) is ``None
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from app.domain.agreement import (
-    AgreementUndefined,
-    alpha_from_coincidences,
-    delta_matrix,
-    kendall_w,
-)
+from app.domain.agreement import AgreementUndefined, delta_matrix, kendall_w
 from app.domain.outcomes import OutcomeTable
 from app.domain.rankings import pairwise_outcomes
 
-OUTCOME_VALUES = (-1, 0, 1)
+OUTCOME_VALUES = np.array([-1.0, 0.0, 1.0])
 FIGURES = ("alpha_nominal", "alpha_interval", "pairwise_agreement", "mean_kendall_w")
+# Columns of the per-prompt statistics; every figure is a function of their sums.
+STAT_COLUMNS = (
+    "n_minus",  # pairable values -1, 0, +1 (the coincidence marginals)
+    "n_tie",
+    "n_plus",
+    "observed_nominal",  # sum over units of the unit's observed disagreement
+    "observed_interval",
+    "agreeing_pairs",  # judgment pairs giving a unit the same value
+    "judgment_pairs",
+    "w_sum",  # Kendall's W where defined, and whether it is
+    "w_count",
+)
 
 
-@dataclass(frozen=True)
-class PromptStats:
-    """Additive per-prompt statistics: any figure of a set of prompts is a function of
-    their sums, which makes bootstrapping prompts a weighted sum."""
+def _unit_stats(counts: np.ndarray) -> np.ndarray:
+    """units x 7: marginals, observed disagreements, agreeing and all judgment pairs.
 
-    coincidences: np.ndarray  # prompts x 3 x 3
-    agreeing_pairs: np.ndarray  # prompts
-    judgment_pairs: np.ndarray  # prompts
-    kendall_w: np.ndarray  # prompts; NaN where W is not defined
-
-
-def _alpha(coincidences: np.ndarray, level: str) -> float | None:
-    delta = delta_matrix(OUTCOME_VALUES, level, coincidences.sum(axis=1))
-    try:
-        return alpha_from_coincidences(coincidences, delta)
-    except AgreementUndefined:
-        return None
-
-
-def _per_prompt_coincidences(table: OutcomeTable) -> np.ndarray:
-    counts = table.unit_counts
+    For a unit with m >= 2 values, n_c of value v_c, Krippendorff's observed
+    disagreement is sum_{c,k} n_c n_k delta(c, k) / (m - 1): for the nominal metric
+    (m^2 - sum n_c^2) / (m - 1), for the interval metric
+    2 (m sum n_c v_c^2 - (sum n_c v_c)^2) / (m - 1). Units with m < 2 count nothing.
+    """
     m = counts.sum(axis=1)
-    weight = np.where(m >= 2, 1.0 / np.maximum(m - 1, 1), 0.0)
-    per_unit = counts[:, :, None] * counts[:, None, :] - counts[:, :, None] * np.eye(3)
-    per_unit *= weight[:, None, None]
-    n_prompts = len(table.prompt_ids)
-    flat = per_unit.reshape(len(counts), 9)
-    sums = [np.bincount(table.unit_prompt, flat[:, c], minlength=n_prompts) for c in range(9)]
-    return np.stack(sums, axis=1).reshape(n_prompts, 3, 3)
+    pairable = m >= 2
+    inverse = np.where(pairable, 1.0 / np.maximum(m - 1, 1), 0.0)
+    squares = (counts**2).sum(axis=1)
+    first = counts @ OUTCOME_VALUES
+    second = counts @ OUTCOME_VALUES**2
+    return np.column_stack(
+        [
+            counts * pairable[:, None],
+            (m**2 - squares) * inverse,
+            2 * (m * second - first**2) * inverse,
+            (squares - m) / 2,
+            m * (m - 1) / 2,
+        ]
+    )
 
 
 def _per_prompt_w(table: OutcomeTable) -> np.ndarray:
@@ -81,43 +81,47 @@ def _per_prompt_w(table: OutcomeTable) -> np.ndarray:
     return result
 
 
-def prompt_stats(table: OutcomeTable) -> PromptStats:
-    """The additive per-prompt statistics behind every project figure."""
-    counts = table.unit_counts
+def prompt_stats(table: OutcomeTable) -> np.ndarray:
+    """prompts x len(STAT_COLUMNS): the additive statistics behind every figure."""
     n_prompts = len(table.prompt_ids)
-    agreeing = (counts * (counts - 1) / 2).sum(axis=1)
-    m = counts.sum(axis=1)
-    return PromptStats(
-        coincidences=_per_prompt_coincidences(table),
-        agreeing_pairs=np.bincount(table.unit_prompt, agreeing, minlength=n_prompts),
-        judgment_pairs=np.bincount(table.unit_prompt, m * (m - 1) / 2, minlength=n_prompts),
-        kendall_w=_per_prompt_w(table),
-    )
+    units = _unit_stats(table.unit_counts)
+    columns = [
+        np.bincount(table.unit_prompt, units[:, c], minlength=n_prompts)
+        for c in range(units.shape[1])
+    ]
+    w = _per_prompt_w(table)
+    has_w = ~np.isnan(w)
+    columns += [np.where(has_w, w, 0.0), has_w.astype(float)]
+    return np.column_stack(columns) if n_prompts else np.zeros((0, len(STAT_COLUMNS)))
 
 
-def _figures_from_sums(
-    coincidences: np.ndarray, agreeing: float, pairs: float, w_sum: float, w_count: float
-) -> dict[str, float | None]:
+def _alpha(marginals: np.ndarray, observed: float, level: str) -> float | None:
+    """Krippendorff's alpha from the value marginals and the summed observed disagreement."""
+    n = marginals.sum()
+    delta = delta_matrix(OUTCOME_VALUES, level, marginals)
+    expected = float(marginals @ delta @ marginals)
+    if n < 2 or expected == 0:
+        return None
+    return 1.0 - observed * (n - 1) / expected
+
+
+def figures_from_sums(sums: np.ndarray) -> dict[str, float | None]:
+    """The four figures from column sums of :func:`prompt_stats`."""
+    stat = dict(zip(STAT_COLUMNS, sums, strict=True))
+    marginals = sums[:3]
+    pairs, w_count = stat["judgment_pairs"], stat["w_count"]
     return {
-        "alpha_nominal": _alpha(coincidences, "nominal"),
-        "alpha_interval": _alpha(coincidences, "interval"),
-        "pairwise_agreement": agreeing / pairs if pairs > 0 else None,
-        "mean_kendall_w": w_sum / w_count if w_count > 0 else None,
+        "alpha_nominal": _alpha(marginals, stat["observed_nominal"], "nominal"),
+        "alpha_interval": _alpha(marginals, stat["observed_interval"], "interval"),
+        "pairwise_agreement": float(stat["agreeing_pairs"] / pairs) if pairs > 0 else None,
+        "mean_kendall_w": float(stat["w_sum"] / w_count) if w_count > 0 else None,
     }
 
 
 def project_figures(table: OutcomeTable) -> dict[str, float | int | None]:
     """The §6 project figures, plus the counts they rest on."""
-    stats = prompt_stats(table)
-    has_w = ~np.isnan(stats.kendall_w)
     figures: dict[str, float | int | None] = dict(
-        _figures_from_sums(
-            stats.coincidences.sum(axis=0),
-            float(stats.agreeing_pairs.sum()),
-            float(stats.judgment_pairs.sum()),
-            float(stats.kendall_w[has_w].sum()),
-            float(has_w.sum()),
-        )
+        figures_from_sums(prompt_stats(table).sum(axis=0))
     )
     figures["n_prompts"] = len(table.prompt_ids)
     figures["n_judgments"] = len(table.judgment_labeler)
@@ -131,35 +135,28 @@ def bootstrap_ci(
     """Percentile confidence intervals of the project figures, resampling prompts.
 
     Each resample draws as many prompts as there are, with replacement; since every
-    figure is a function of per-prompt sums, a resample is a weighted sum. Seeded,
-    so the same table and seed give the same intervals. A figure undefined in more
-    than half of the resamples gets ``None``.
+    figure is a function of per-prompt sums, a resample is a weighted sum, computed
+    for a batch of resamples at once. Seeded: the same table and seed give the same
+    intervals. A figure undefined in more than half of the resamples gets ``None``.
     """
     if n_resamples < 1 or not 0 < level < 1:
         raise ValueError("n_resamples must be >= 1 and level within (0, 1)")
     stats = prompt_stats(table)
-    n_prompts = len(table.prompt_ids)
+    n_prompts = len(stats)
     if n_prompts == 0:
         return dict.fromkeys(FIGURES)
-    has_w = ~np.isnan(stats.kendall_w)
-    columns = np.column_stack(
-        [
-            stats.coincidences.reshape(n_prompts, 9),
-            stats.agreeing_pairs,
-            stats.judgment_pairs,
-            np.where(has_w, stats.kendall_w, 0.0),
-            has_w.astype(float),
-        ]
-    )
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {name: [] for name in FIGURES}
-    for _ in range(n_resamples):
-        weights = np.bincount(rng.integers(0, n_prompts, n_prompts), minlength=n_prompts)
-        sums = weights @ columns
-        figures = _figures_from_sums(sums[:9].reshape(3, 3), *sums[9:])
-        for name, value in figures.items():
-            if value is not None:
-                samples[name].append(value)
+    batch = max(1, min(n_resamples, 2_000_000 // n_prompts))
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        draws = rng.integers(0, n_prompts, (size, n_prompts))
+        draws += np.arange(size)[:, None] * n_prompts
+        weights = np.bincount(draws.ravel(), minlength=size * n_prompts).reshape(size, n_prompts)
+        for sums in weights @ stats:
+            for name, value in figures_from_sums(sums).items():
+                if value is not None:
+                    samples[name].append(value)
     tail = (1 - level) / 2 * 100
     return {
         name: (

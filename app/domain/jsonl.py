@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 from collections.abc import Sequence
 from typing import Any
 
 FLOAT_DIGITS = 4
 
-encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-"""Compact UTF-8 JSON (no ASCII escaping, no NaN): the encoding of every exported value."""
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_encode_string = json.encoder.encode_basestring  # what _encoder uses for a str
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON without ASCII escaping or NaN: the encoding of every exported value."""
+    return _encode_string(value) if type(value) is str else _encoder.encode(value)
 
 
 def float_json(value: float) -> str:

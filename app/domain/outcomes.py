@@ -10,7 +10,7 @@ after :meth:`OutcomeTable.from_records` is vectorized.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -132,40 +132,75 @@ class OutcomeTable:
     def from_records(cls, records: Iterable[JudgmentRecord]) -> OutcomeTable:
         """Index the records; raises InvalidAgreementData when a prompt's rankings differ
         in the completions they cover."""
-        return _build(list(records))
+        return _build(records)
 
 
-def _prompt_completions(records: list[JudgmentRecord], rows: list[int]) -> tuple[str, ...]:
+def _prompt_completions(group: list[JudgmentRecord]) -> tuple[str, ...]:
     """The sorted completion ids of one prompt, from its first ranking (or its gold)."""
-    for r in rows:
-        tiers = records[r].tiers or records[r].gold
+    for record in group:
+        tiers = record.tiers or record.gold
         if tiers:
             return tuple(sorted(cid for tier in tiers for cid in tier))
     return ()
 
 
-def _tier_vector(tiers: Tiers, ids: tuple[str, ...], prompt_id: str) -> list[int]:
-    """The tier index of each completion of ``ids``; checks the ranking covers exactly ids."""
-    position = {cid: t for t, tier in enumerate(tiers) for cid in tier}
-    if len(position) != len(ids) or sum(map(len, tiers)) != len(ids):
-        raise InvalidAgreementData(f"prompt {prompt_id!r}: rankings cover different completions")
+def _tier_vector(tiers: Tiers, index: dict[str, int], prompt_id: str) -> list[int]:
+    """The tier of each completion, in ``index`` order; checks the ranking covers them once."""
+    vector = [-1] * len(index)
     try:
-        return [position[cid] for cid in ids]
+        for number, tier in enumerate(tiers):
+            for cid in tier:
+                vector[index[cid]] = number
     except KeyError:
-        raise InvalidAgreementData(
-            f"prompt {prompt_id!r}: rankings cover different completions"
-        ) from None
+        vector = []
+    if -1 in vector or not vector or sum(map(len, tiers)) != len(index):
+        raise InvalidAgreementData(f"prompt {prompt_id!r}: rankings cover different completions")
+    return vector
 
 
-def _gold_outcomes(gold: Tiers | None, ids: tuple[str, ...], prompt_id: str) -> list[int]:
-    """Gold outcome per pair of ``ids`` (unit order), or NO_GOLD for each pair."""
-    k = len(ids)
+def _gold_outcomes(gold: Tiers | None, index: dict[str, int], prompt_id: str) -> list[int]:
+    """Gold outcome per completion pair (unit order), or NO_GOLD for each pair."""
+    k = len(index)
     if gold is None:
         return [NO_GOLD] * (k * (k - 1) // 2)
-    vector = _tier_vector(gold, ids, prompt_id)
+    vector = _tier_vector(gold, index, prompt_id)
     return [
         (vector[a] < vector[b]) - (vector[a] > vector[b]) for a in range(k) for b in range(a + 1, k)
     ]
+
+
+@dataclass
+class _Rankings:
+    """Ranking judgments gathered prompt by prompt, grouped by completion count."""
+
+    n_completions: list[int] = field(default_factory=list)
+    gold: list[int] = field(default_factory=list)
+    by_k: dict[int, tuple[list[int], list[int], list[int]]] = field(default_factory=dict)
+
+    def add_prompt(self, p: int, prompt_id: str, group: list[JudgmentRecord], first: int) -> None:
+        """Add prompt ``p`` whose judgments are numbered from ``first`` on."""
+        ids = _prompt_completions(group)
+        index = {cid: i for i, cid in enumerate(ids)}
+        self.n_completions.append(len(ids))
+        self.gold.extend(_gold_outcomes(group[0].gold, index, prompt_id))
+        judgments, prompts, tiers = self.by_k.setdefault(len(ids), ([], [], []))
+        for number, record in enumerate(group, start=first):
+            if record.tiers is not None:
+                judgments.append(number)
+                prompts.append(p)
+                tiers.extend(_tier_vector(record.tiers, index, prompt_id))
+
+    def blocks(self) -> dict[int, RankBlock]:
+        return {
+            k: RankBlock(
+                k,
+                np.asarray(judgments, np.int64),
+                np.asarray(prompts, np.int64),
+                np.asarray(tiers, np.int16).reshape(len(judgments), k),
+            )
+            for k, (judgments, prompts, tiers) in sorted(self.by_k.items())
+            if judgments and k >= 2
+        }
 
 
 def _first_on_top(record: JudgmentRecord) -> int:
@@ -175,53 +210,34 @@ def _first_on_top(record: JudgmentRecord) -> int:
     return int(record.shown_order[0] in record.tiers[0])
 
 
-def _build(records: list[JudgmentRecord]) -> OutcomeTable:
-    by_prompt: dict[str, list[int]] = {}
-    for r, record in enumerate(records):
-        by_prompt.setdefault(record.prompt_id, []).append(r)
+def _build(records: Iterable[JudgmentRecord]) -> OutcomeTable:
+    by_prompt: dict[str, list[JudgmentRecord]] = {}
+    for record in records:
+        group = by_prompt.get(record.prompt_id)
+        if group is None:
+            by_prompt[record.prompt_id] = [record]
+        else:
+            group.append(record)
     prompt_ids = sorted(by_prompt)
-    labelers = sorted({record.labeler for record in records})
+    groups = [by_prompt[prompt_id] for prompt_id in prompt_ids]
+    ordered = [record for group in groups for record in group]  # judgment numbering
+    labelers = sorted({record.labeler for record in ordered})
     labeler_index = {name: i for i, name in enumerate(labelers)}
-    judgment_prompt = np.zeros(len(records), dtype=np.int64)
-    n_completions, gold_units = [], []
-    rows_by_k: dict[int, tuple[list[int], list[int], list[list[int]]]] = {}
-    for p, prompt_id in enumerate(prompt_ids):
-        rows = by_prompt[prompt_id]
-        judgment_prompt[rows] = p
-        ids = _prompt_completions(records, rows)
-        n_completions.append(len(ids))
-        gold_units.extend(_gold_outcomes(records[rows[0]].gold, ids, prompt_id))
-        judgments, prompts, tiers = rows_by_k.setdefault(len(ids), ([], [], []))
-        for r in rows:
-            if records[r].tiers is not None:
-                judgments.append(r)
-                prompts.append(p)
-                tiers.append(_tier_vector(records[r].tiers, ids, prompt_id))
-    k_array = np.asarray(n_completions, dtype=np.int64)
+    rankings, first = _Rankings(), 0
+    for p, (prompt_id, group) in enumerate(zip(prompt_ids, groups, strict=True)):
+        rankings.add_prompt(p, prompt_id, group, first)
+        first += len(group)
+    k = np.asarray(rankings.n_completions, dtype=np.int64)
+    durations = [record.duration_ms for record in ordered]
     return OutcomeTable(
         prompt_ids=prompt_ids,
         labelers=labelers,
-        n_completions=k_array,
-        unit_offset=np.concatenate(([0], np.cumsum(k_array * (k_array - 1) // 2))),
-        unit_gold=np.asarray(gold_units, dtype=np.int8),
-        judgment_labeler=np.fromiter(
-            (labeler_index[rec.labeler] for rec in records), np.int64, len(records)
-        ),
-        judgment_prompt=judgment_prompt,
-        first_shown_on_top=np.fromiter(map(_first_on_top, records), np.int8, len(records)),
-        seconds=np.fromiter(
-            (np.nan if rec.duration_ms is None else rec.duration_ms / 1000 for rec in records),
-            float,
-            len(records),
-        ),
-        blocks={
-            k: RankBlock(
-                k,
-                np.asarray(j, np.int64),
-                np.asarray(p, np.int64),
-                np.asarray(t, np.int16).reshape(len(j), k),
-            )
-            for k, (j, p, t) in sorted(rows_by_k.items())
-            if j and k >= 2
-        },
+        n_completions=k,
+        unit_offset=np.concatenate(([0], np.cumsum(k * (k - 1) // 2))).astype(np.int64),
+        unit_gold=np.asarray(rankings.gold, dtype=np.int8),
+        judgment_labeler=np.asarray([labeler_index[r.labeler] for r in ordered], dtype=np.int64),
+        judgment_prompt=np.repeat(np.arange(len(groups)), [len(g) for g in groups]),
+        first_shown_on_top=np.asarray([_first_on_top(r) for r in ordered], dtype=np.int8),
+        seconds=np.asarray(durations, dtype=float) / 1000,  # None becomes NaN
+        blocks=rankings.blocks(),
     )
