@@ -24,7 +24,7 @@ from app.domain.export_filters import ExportFilters  # noqa: E402
 from app.domain.jsonl import serialize_rows  # noqa: E402
 from app.domain.pairs import STRATEGIES, JudgmentData, PromptData, pair_lines, pair_rows  # noqa: E402
 
-WORDS = "the a fan window night heat cool air open close room water ice shade sun".split()
+WORDS = ["the", "a", "fan", "window", "night", "heat", "cool", "air", "open", "room", "ice"]
 
 
 def text_pool(size: int, chars: int, rng: random.Random) -> list[str]:
@@ -84,15 +84,16 @@ def main() -> None:
             for prompt in prompts:
                 out.write(pair_lines(prompt, args.strategy, filters))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        lines = sum(1 for _ in path.open("rb"))
+        with path.open("rb") as written:
+            lines = sum(1 for _ in written)
         size = path.stat().st_size
     print(
         f"{n_prompts} prompts x {args.completions} completions x {args.judgments} judgments, "
         f"strategy {args.strategy}, ties {args.ties}"
     )
     print(
-        f"pair_lines: {lines} pairs, {size / 2**20:.0f} MiB in {wall:.2f} s wall / {cpu:.2f} s CPU: "
-        f"{lines / wall:,.0f} pairs/s wall, {lines / cpu:,.0f} pairs/s CPU"
+        f"pair_lines: {lines} pairs, {size / 2**20:.0f} MiB in {wall:.2f} s wall, "
+        f"{cpu:.2f} s CPU: {lines / wall:,.0f} pairs/s wall, {lines / cpu:,.0f} pairs/s CPU"
     )
     subset = prompts[: max(1, len(prompts) // 10)]
     wall, cpu = time.perf_counter(), time.process_time()
