@@ -102,7 +102,7 @@ def _alpha(marginals: np.ndarray, observed: float, level: str) -> float | None:
     expected = float(marginals @ delta @ marginals)
     if n < 2 or expected == 0:
         return None
-    return 1.0 - observed * (n - 1) / expected
+    return float(1.0 - observed * (n - 1) / expected)
 
 
 def figures_from_sums(sums: np.ndarray) -> dict[str, float | None]:

@@ -39,6 +39,7 @@ def test_project_figures_by_hand() -> None:
     assert figures["pairwise_agreement"] == pytest.approx(1 / 3)
     assert figures["mean_kendall_w"] == pytest.approx(1 / 9)
     assert (figures["n_prompts"], figures["n_judgments"], figures["n_units"]) == (1, 3, 3)
+    assert all(type(value) in (float, int) for value in figures.values())
     assert prompt_figures([ABC, ABC, CBA], ["a", "b", "c"]) == {
         "pairwise_agreement": pytest.approx(1 / 3),
         "kendall_w": pytest.approx(1 / 9),
