@@ -30,8 +30,8 @@ def make_export(db: Session, settings: Settings, project: Project | None = None)
 
 
 def finished_run(db: Session, kind: str, status: str = "succeeded", **values) -> TrainingRun:
-    run = TrainingRun(kind=kind, status=status, config={}, base_model="tiny-base",
-                      max_attempts=3, **values)
+    run = TrainingRun(kind=kind, status=status, config={}, max_attempts=3,
+                      **{"base_model": "tiny-base", **values})
     db.add(run)
     db.commit()
     return run

@@ -1,0 +1,166 @@
+"""Dashboard pages of training runs: the queue and a start form, one run live, and the
+comparison of a labeled next round (admin only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from app.db.models import Export, Project, RunStatus, TrainingRun
+from app.domain.errors import ValidationFailed
+from app.services import next_round, runs, runs_view
+from app.web.deps import AdminUser, SessionDep, SettingsDep
+from app.web.templating import is_htmx, render
+from training.config import PRESETS
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+KIND_HELP = {
+    "reward": "Reward model (Bradley–Terry) on an export.",
+    "dpo": "DPO on an export; the reference is the base with the adapter off.",
+    "ppo": "PPO on an export's prompts, scored by a finished reward-model run.",
+    "generate": "Sample from a finished DPO/PPO run and its base into a new labeling project.",
+}
+
+
+def _choices(db: Session) -> dict[str, Any]:
+    """What the start form offers: exports, finished parent runs, prompt-set projects."""
+    exports = db.execute(select(Export, Project.name).join(Project, Project.id == Export.project_id)
+                         .order_by(Export.id.desc()).limit(200)).all()
+    finished = list(db.scalars(select(TrainingRun).where(
+        TrainingRun.status == RunStatus.succeeded.value,
+        TrainingRun.kind.in_(["reward", "dpo", "ppo"])).order_by(TrainingRun.id.desc())))
+    return {
+        "exports": [{"id": e.id, "project": name, "pairs": (e.manifest.get("counts") or {})
+                     .get("pairs"), "created_at": e.created_at} for e, name in exports],
+        "reward_runs": [r for r in finished if r.kind == "reward"],
+        "policy_runs": [r for r in finished if r.kind in ("dpo", "ppo")],
+        "projects": list(db.scalars(select(Project).order_by(Project.name))),
+        "presets": sorted(PRESETS), "kinds": KIND_HELP,
+    }
+
+
+def _list_context(db: Session, user: Any) -> dict[str, Any]:
+    listed = runs.list_runs(db)
+    return {"user": user, "runs": listed,
+            "durations": {r.id: runs_view.duration_seconds(r) for r in listed}}
+
+
+@router.get("/admin/runs")
+def runs_page(request: Request, db: SessionDep, user: AdminUser,
+              fragment: str | None = None) -> Response:
+    """The run list (polled every 2 s as a fragment) and the start form."""
+    ctx = _list_context(db, user)
+    if fragment == "table":
+        return render(request, "admin/runs.html", ctx, block="runs_table")
+    form = {"kind": request.query_params.get("kind", "reward"),
+            "parent_run_id": request.query_params.get("parent_run_id", "")}
+    return render(request, "admin/runs.html", {**ctx, **_choices(db), "form": form,
+                                               "errors": []})
+
+
+def _optional_int(value: str, field: str) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValidationFailed.single(field, "must be a number")
+    return int(value)
+
+
+def _request_from_form(form: dict[str, str]) -> runs.RunRequest:
+    try:
+        config = json.loads(form["config"] or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed.single("config", f"is not valid JSON: {exc.msg} "
+                                      f"(line {exc.lineno}, column {exc.colno})") from exc
+    return runs.RunRequest(
+        kind=form["kind"], base_model=form["base_model"], config=config,
+        export_id=_optional_int(form["export_id"], "export_id"),
+        parent_run_id=_optional_int(form["parent_run_id"], "parent_run_id"),
+        project_id=_optional_int(form["project_id"], "project_id"),
+        preset=form["preset"] or None)
+
+
+@router.post("/admin/runs")
+def start_run(request: Request, db: SessionDep, settings: SettingsDep, user: AdminUser,
+              kind: Annotated[str, Form()], base_model: Annotated[str, Form()] = "",
+              export_id: Annotated[str, Form()] = "", parent_run_id: Annotated[str, Form()] = "",
+              project_id: Annotated[str, Form()] = "", preset: Annotated[str, Form()] = "",
+              config: Annotated[str, Form(max_length=100_000)] = "") -> Response:
+    """Queue a run from the form: 303 to its page (htmx: HX-Redirect), or the form again
+    with every problem listed (422)."""
+    form = {"kind": kind, "base_model": base_model, "export_id": export_id,
+            "parent_run_id": parent_run_id, "project_id": project_id, "preset": preset,
+            "config": config}
+    try:
+        run = runs.create_run(db, settings, _request_from_form(form))
+    except ValidationFailed as exc:
+        ctx = {**_list_context(db, user), **_choices(db), "form": form, "errors": exc.details}
+        block = "run_form" if is_htmx(request) else None
+        return render(request, "admin/runs.html", ctx, block=block, status_code=422)
+    target = f"/admin/runs/{run.id}"
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def _run_context(db: Session, settings: Any, run: TrainingRun) -> dict[str, Any]:
+    return {"run": run, "duration": runs_view.duration_seconds(run),
+            "files": runs_view.artifacts(settings, run),
+            "samples": runs_view.recent_samples(db, run.id),
+            "final": run.status in runs.FINAL}
+
+
+@router.get("/admin/runs/{run_id}")
+def run_page(request: Request, run_id: int, db: SessionDep, settings: SettingsDep,
+             user: AdminUser, fragment: str | None = None) -> Response:
+    """One run: live charts (static/js/runs.js polls the API), and a status/log/samples/
+    artifacts fragment that htmx polls every 2 s until the run is final."""
+    run = runs.get_run(db, run_id)
+    ctx = {"user": user, **_run_context(db, settings, run)}
+    if fragment == "live":
+        return render(request, "admin/runs_detail.html", ctx, block="live")
+    ctx["ceiling"] = runs_view.human_ceiling(db, settings, run)
+    ctx["parent"] = db.get(TrainingRun, run.parent_run_id) if run.parent_run_id else None
+    return render(request, "admin/runs_detail.html", ctx)
+
+
+def _after_action(request: Request, db: Session, settings: Any, user: Any,
+                  run: TrainingRun) -> Response:
+    """htmx: the live fragment again (a retried run reloads the page: its curves restart);
+    a plain form: back to the run page."""
+    if is_htmx(request) and run.status == RunStatus.queued.value:
+        return Response(status_code=200, headers={"HX-Refresh": "true"})
+    if is_htmx(request):
+        ctx = {"user": user, **_run_context(db, settings, run)}
+        return render(request, "admin/runs_detail.html", ctx, block="live")
+    return RedirectResponse(f"/admin/runs/{run.id}", status_code=303)
+
+
+@router.post("/admin/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: int, db: SessionDep, settings: SettingsDep,
+           user: AdminUser) -> Response:
+    return _after_action(request, db, settings, user, runs.cancel_run(db, run_id))
+
+
+@router.post("/admin/runs/{run_id}/retry")
+def retry(request: Request, run_id: int, db: SessionDep, settings: SettingsDep,
+          user: AdminUser) -> Response:
+    return _after_action(request, db, settings, user, runs.retry_run(db, run_id))
+
+
+@router.get("/admin/projects/{project_id}/compare")
+def compare_page(request: Request, project_id: int, db: SessionDep,
+                 user: AdminUser) -> Response:
+    """The trained policy against its base on a labeled next round."""
+    result = next_round.comparison(db, project_id)
+    project = db.get(Project, project_id)
+    run = db.get(TrainingRun, result["run_id"]) if result["run_id"] else None
+    return render(request, "admin/compare.html",
+                  {"user": user, "project": project, "run": run, "result": result})

@@ -1,0 +1,101 @@
+"""Two `prefloop worker` processes share one queue; the one running a run is killed with
+SIGKILL mid-run: after the stale timeout the other re-queues the run, claims it and finishes it,
+with each step's metrics stored once. SIGTERM then stops the idle worker cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Export, RunMetric, TrainingRun
+from app.services import runs
+from app.settings import Settings
+from tests.conftest import ROOT
+from tests.factories import make_project
+from tests.test_worker_runs import SLOW_DPO, wait_for
+from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+
+PREFLOOP = Path(sys.executable).parent / "prefloop"
+MAX_STEPS = 6
+
+
+def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir),
+            "PYTHONPATH": str(ROOT),  # this checkout's packages, whatever is installed
+            "WORKER_HEARTBEAT_SECONDS": "0.5", "WORKER_STALE_SECONDS": "10",
+            "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "info", "ENVIRONMENT": "development"}
+
+
+@contextmanager
+def worker_process(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(PREFLOOP), "worker", "--name", name, "--poll-seconds",
+                                    "0.2"], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp_path):
+    url = databases.new()
+    settings = Settings(database_url=url, data_dir=tmp_path / "data")
+    model = build_tiny_llama(tmp_path / "tiny")
+    engine = create_engine(url)
+    with Session(engine) as session:
+        export = Export(project_id=make_project(session).id, strategy="consensus",
+                        filters={}, manifest={}, path="")
+        session.add(export)
+        session.flush()
+        write_export(settings.exports_dir / str(export.id), marker_rows(6, chat=True))
+        session.commit()
+        run_id = runs.create_run(session, settings, runs.RunRequest(
+            kind="dpo", export_id=export.id, base_model=str(model), preset="tiny-cpu",
+            config={**SLOW_DPO, "max_steps": MAX_STEPS})).id
+
+    def current() -> TrainingRun:
+        with Session(engine) as session:
+            return session.get(TrainingRun, run_id)
+
+    def metric_count() -> int:
+        with Session(engine) as session:
+            return session.scalar(select(func.count()).where(RunMetric.run_id == run_id))
+
+    env = worker_env(url, settings.data_dir)
+    with worker_process("A", env, tmp_path / "a.log") as a, \
+            worker_process("B", env, tmp_path / "b.log") as b:
+        wait_for(lambda: current().status == "running" and metric_count() >= 2, 120)
+        victim, survivor = (a, b) if current().worker == "A" else (b, a)
+        victim_name = current().worker
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        wait_for(lambda: current().attempts == 2, 60)
+        wait_for(lambda: current().status in runs.FINAL, 120)
+        done = current()
+        assert done.status == "succeeded", done.error
+        assert done.attempts == 2 and done.worker != victim_name
+        assert f"[requeue] worker {victim_name} stopped heartbeating" in done.log_tail
+        with Session(engine) as session:
+            steps = list(session.scalars(select(RunMetric.step)
+                                         .where(RunMetric.run_id == run_id)
+                                         .order_by(RunMetric.step)))
+        assert steps == list(range(1, MAX_STEPS + 1))  # every step once, none twice
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(30) == 0
+    survivor_log = (tmp_path / ("b.log" if survivor is b else "a.log")).read_text()
+    assert "stopped after 1 run(s)" in survivor_log
+    engine.dispose()
+
