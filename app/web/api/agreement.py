@@ -1,0 +1,19 @@
+"""Agreement figures of a project (SPEC §6, §7). Admin only: ``per_labeler`` rates people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.services import agreement, policy
+from app.web.deps import AdminUser, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["agreement"])
+
+
+@router.get("/projects/{project_id}/agreement")
+def project_agreement(project_id: int, db: SessionDep, user: AdminUser) -> dict[str, Any]:
+    """alpha_nominal, alpha_interval, pairwise_agreement, mean_kendall_w, ci95, counts,
+    per_labeler (see SPEC §6 for the exact keys), method."""
+    return agreement.agreement_report(db, policy.visible_project(db, user, project_id))

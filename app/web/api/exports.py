@@ -1,0 +1,88 @@
+"""Exports (SPEC §5, §7): create a snapshot, list them, download the two files. Admin only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict
+
+from app.db.models import Export
+from app.domain.pairs import CONSENSUS
+from app.services import exports, policy
+from app.services.exports import MANIFEST_FILE, PAIRS_FILE
+from app.web.deps import AdminUser, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1", tags=["exports"])
+
+
+class NewExport(BaseModel):
+    """``strategy``: consensus | all | best_vs_rest | best_vs_worst. ``filters``: SPEC §4."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: str = CONSENSUS
+    filters: dict[str, Any] | None = None
+
+
+class ExportOut(BaseModel):
+    id: int
+    project_id: int
+    strategy: str
+    filters: dict[str, Any]
+    created_at: datetime
+    manifest: dict[str, Any]
+    files: dict[str, str]
+
+    @classmethod
+    def of(cls, export: Export) -> ExportOut:
+        return cls(
+            id=export.id,
+            project_id=export.project_id,
+            strategy=export.strategy,
+            filters=export.filters,
+            created_at=export.created_at,
+            manifest=export.manifest,
+            files={name: f"/api/v1/exports/{export.id}/{name}" for name in exports.EXPORT_FILES},
+        )
+
+
+@router.post(
+    "/projects/{project_id}/exports", status_code=status.HTTP_201_CREATED, response_model=ExportOut
+)
+def create_export(
+    project_id: int, body: NewExport, db: SessionDep, settings: SettingsDep, user: AdminUser
+) -> ExportOut:
+    project = policy.visible_project(db, user, project_id)
+    export = exports.create_export(
+        db, settings, project, body.strategy, body.filters, created_by=user
+    )
+    return ExportOut.of(export)
+
+
+@router.get("/projects/{project_id}/exports", response_model=list[ExportOut])
+def list_exports(project_id: int, db: SessionDep, user: AdminUser) -> list[ExportOut]:
+    policy.visible_project(db, user, project_id)
+    return [ExportOut.of(e) for e in exports.list_exports(db, project_id)]
+
+
+@router.get("/exports/{export_id}", response_model=ExportOut)
+def get_export(export_id: int, db: SessionDep, _: AdminUser) -> ExportOut:
+    return ExportOut.of(exports.get_export(db, export_id))
+
+
+@router.get("/exports/{export_id}/pairs.jsonl", response_class=FileResponse)
+def download_pairs(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse:
+    path = exports.export_file(exports.get_export(db, export_id), PAIRS_FILE)
+    return FileResponse(
+        path, media_type="application/x-ndjson", filename=f"export-{export_id}-{PAIRS_FILE}"
+    )
+
+
+@router.get("/exports/{export_id}/manifest.json", response_class=FileResponse)
+def download_manifest(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse:
+    path = exports.export_file(exports.get_export(db, export_id), MANIFEST_FILE)
+    return FileResponse(
+        path, media_type="application/json", filename=f"export-{export_id}-{MANIFEST_FILE}"
+    )
