@@ -159,8 +159,9 @@ def train_ppo(prompts: list[dict[str, Any]], model: str, out: Path, config: PPOR
     or a callable ``(prompts, completions) -> scores``."""
     from accelerate.utils import set_seed
 
-    set_seed(config.seed)
+    set_seed(config.seed)  # same LoRA initialisation on every process
     setup = _build(model, config, reward)
+    torch.manual_seed(config.seed + setup.accelerator.process_index)  # distinct samples
     recorder = RunRecorder(out, "ppo", model, config.to_dict(), callbacks, data=data)
     kl = KLController(config.kl_coef, config.adaptive_kl, config.kl_target, config.kl_horizon)
     rng = random.Random(config.seed + setup.accelerator.process_index)

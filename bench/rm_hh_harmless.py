@@ -1,0 +1,130 @@
+"""Reward-model benchmark on HH-RLHF harmless-base test pairs (Anthropic, 2,312 pairs).
+
+Each {chosen, rejected} transcript pair becomes an export row: the prompt is the shared part up
+to the last "Assistant:", the completions are what follows. ``training.run("reward")`` then
+trains a LoRA reward model with an 80/20 split by prompt (seed 42) and reports held-out
+pairwise accuracy, wall time and peak memory (RSS)::
+
+    python bench/rm_hh_harmless.py --backbone all          # MiniLM then SmolLM2
+    python bench/rm_hh_harmless.py --backbone minilm --set num_train_epochs=2 --set lora_r=32
+
+Models come from ``python -m training.models --dest models``. Baselines on the same held-out
+pairs: a fresh SmolLM2 head 0.387, a fresh MiniLM head 0.514, "the shorter reply wins" 0.55.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere: import this checkout's training
+DATA = REPO / ".." / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+BACKBONES = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}
+SEPARATOR = "\n\nAssistant:"
+# Best settings found on this 2-core machine (each run well under 10 minutes); see the README.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "minilm": {"num_train_epochs": 3.0, "per_device_batch_size": 16, "learning_rate": 1e-3,
+               "lora_r": 16, "lora_alpha": 32, "max_length": 160, "logging_steps": 20},
+    "smollm2": {"max_steps": 60, "per_device_batch_size": 8, "learning_rate": 5e-4,
+                "lora_r": 16, "lora_alpha": 32, "max_length": 160, "logging_steps": 10},
+}
+COMMON = {"eval_fraction": 0.2, "seed": 42, "precision": "fp32"}
+
+
+def hh_rows(path: Path) -> list[dict[str, Any]]:
+    """HH transcripts -> export rows (prompt = shared part through the last "Assistant:")."""
+    rows = []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            pair = json.loads(line)
+            cut = pair["chosen"].rfind(SEPARATOR) + len(SEPARATOR)
+            prompt = pair["chosen"][:cut]
+            if cut < len(SEPARATOR) or not pair["rejected"].startswith(prompt):
+                continue
+            prompt_id = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:16]
+            rows.append({"prompt": prompt, "chosen": pair["chosen"][cut:],
+                         "rejected": pair["rejected"][cut:], "margin": 1.0,
+                         "prompt_id": prompt_id, "chosen_id": "a", "rejected_id": "b",
+                         "votes_for": 1, "votes_against": 0, "votes_tie": 0,
+                         "n_judgments": 1, "agreement": 1.0})
+    return rows
+
+
+def write_export(rows: list[dict[str, Any]], folder: Path) -> Path:
+    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode("utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pairs.jsonl").write_bytes(body)
+    manifest = {"format_version": 1, "project": "hh-rlhf-harmless-base-test",
+                "strategy": "all", "filters": {}, "sha256": hashlib.sha256(body).hexdigest(),
+                "counts": {"prompts": len({r["prompt_id"] for r in rows}), "pairs": len(rows)}}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def parse_sets(values: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, booleans)."""
+    out = {}
+    for item in values:
+        key, _, raw = item.partition("=")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def run_one(backbone: str, models: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    import training
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    config = {**COMMON, **SETTINGS[backbone], **overrides}
+    with tempfile.TemporaryDirectory() as tmp:
+        export = write_export(hh_rows(DATA), Path(tmp) / "export")
+        started = time.monotonic()
+        result = training.run("reward", data=export, model=str(models / BACKBONES[backbone]),
+                              out=Path(tmp) / "run", config=config)
+        minutes = (time.monotonic() - started) / 60
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    return {"backbone": backbone, "accuracy": result.metrics.get("eval_accuracy"),
+            "margin": result.metrics.get("eval_margin"), "steps": result.steps,
+            "minutes": round(minutes, 2), "peak_rss_gb": round(peak_gb, 2), "config": config}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", choices=[*BACKBONES, "all"], default="all")
+    parser.add_argument("--models", type=Path, default=REPO / "models")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a reward config field (repeatable)")
+    args = parser.parse_args()
+    if not DATA.is_file():
+        sys.exit(f"missing {DATA} (the shared data folder beside the repo)")
+    if args.backbone == "all":  # one process each, so peak memory is per model
+        for name in BACKBONES:
+            cmd = [sys.executable, __file__, "--backbone", name, "--models", str(args.models)]
+            subprocess.run(cmd + [f"--set={s}" for s in args.set], check=True)
+        return
+    if not (args.models / BACKBONES[args.backbone]).is_dir():
+        sys.exit(f"missing {args.models / BACKBONES[args.backbone]}: "
+                 "run `python -m training.models --dest models`")
+    report = run_one(args.backbone, args.models, parse_sets(args.set))
+    print("RESULT " + json.dumps(report))
+    print(f"{report['backbone']}: held-out accuracy {report['accuracy']:.3f}, margin "
+          f"{report['margin']:.3f}, {report['steps']} steps, {report['minutes']} min, "
+          f"peak RSS {report['peak_rss_gb']} GB")
+
+
+if __name__ == "__main__":
+    main()
