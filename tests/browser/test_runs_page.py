@@ -1,0 +1,82 @@
+"""An admin starts a run from the dashboard in a real browser and watches its curves grow
+while a `prefloop worker` process runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from app.db.models import Export
+from app.services import users
+from tests.conftest import PASSWORD
+from tests.factories import make_project
+from tests.live import LiveServer, start_server
+from tests.test_worker_kill import worker_env, worker_process
+from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def stack(databases, tmp_path) -> Iterator[tuple[LiveServer, int, Path]]:
+    """A server and a worker sharing one database and one DATA_DIR, an admin and an export."""
+    url, data_dir = databases.new(), tmp_path / "data"
+    engine = create_engine(url)
+    with Session(engine) as session:
+        users.create_user(session, "root", PASSWORD, "admin")
+        export = Export(project_id=make_project(session).id, strategy="consensus", filters={},
+                        manifest={"counts": {"pairs": 12}}, path="")
+        session.add(export)
+        session.flush()
+        write_export(data_dir / "exports" / str(export.id), marker_rows(6, chat=True))
+        session.commit()
+        export_id = export.id
+    engine.dispose()
+    with start_server(url, env={"DATA_DIR": str(data_dir)}) as server, \
+            worker_process("browser", worker_env(url, data_dir), tmp_path / "worker.log"):
+        yield server, export_id, tmp_path
+
+
+@pytest.mark.timeout(300)
+def test_admin_starts_a_run_and_sees_the_chart_update(page, stack):
+    server, export_id, tmp_path = stack
+    model = build_tiny_llama(tmp_path / "tiny-llama")
+    page.goto(f"{server.url}/login")
+    page.fill("#username", "root")
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{server.url}/")
+
+    page.goto(f"{server.url}/admin/runs")
+    page.select_option("#run-kind", "ppo")
+    assert page.locator("select[name=parent_run_id]").is_visible()  # PPO needs a reward run
+    page.select_option("#run-kind", "dpo")
+    assert not page.locator("select[name=parent_run_id]").is_visible()
+    page.select_option("select[name=export_id]", str(export_id))
+    page.fill("input[name=base_model]", str(model))
+    page.select_option("select[name=preset]", "tiny-cpu")
+    page.fill("textarea[name=config]", '{"max_steps": oops}')
+    page.click("#run-form button[type=submit]")
+    page.wait_for_selector("#run-form .error")  # the form came back with the problem listed
+    assert "config" in page.inner_text("#run-form .error")
+    page.fill("textarea[name=config]",
+              '{"max_steps": 10, "logging_steps": 1, "eval_fraction": 0}')
+    page.click("#run-form button[type=submit]")
+    page.wait_for_url(f"{server.url}/admin/runs/*")
+
+    charts = page.locator("#run-charts")
+    page.wait_for_function(
+        "document.getElementById('run-charts').dataset.points > 0", timeout=180_000)
+    first = int(charts.get_attribute("data-points"))
+    page.wait_for_function(
+        f"document.getElementById('run-charts').dataset.points > {first}", timeout=120_000)
+    assert page.locator("[data-chart=loss] canvas").bounding_box()["height"] > 100
+    assert page.locator("[data-chart=loss] .empty").is_hidden()
+    page.wait_for_selector("#run-live[data-status=succeeded]", timeout=180_000)
+    assert "adapter/adapter_config.json" in page.inner_text("#run-live")
+    steps = int(charts.get_attribute("data-last-step"))
+    assert steps == 10
