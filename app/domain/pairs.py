@@ -31,12 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from app.domain.consensus import BRADLEY_TERRY, METHODS, Consensus, consensus
 from app.domain.errors import ValidationFailed
 from app.domain.export_filters import TIES_KEEP, ExportFilters
-from app.domain.jsonl import FLOAT_DIGITS, encode_json
+from app.domain.jsonl import FLOAT_DIGITS, encode_json, float_json
 from app.domain.rankings import ranked_pairs, tied_pairs
 
 CONSENSUS = "consensus"
@@ -97,9 +98,9 @@ class PromptData:
 # A candidate row: (chosen, rejected, is a tie, labeler or None); chosen and
 # rejected index Consensus.completion_ids.
 _Candidate = tuple[int, int, bool, str | None]
-# A row in numbers: candidate fields, then votes_for, votes_against, votes_tie,
-# margin and agreement (both already rounded).
-_Record = tuple[int, int, bool, str | None, int, int, int, float, float]
+# A row in numbers: candidate fields, votes_for, votes_against, then _row_numbers().
+_Numbers = tuple[int, float, float, str, str]
+_Record = tuple[int, int, bool, str | None, int, int, _Numbers]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,21 @@ def _ranking_judgments(
     return (ranking, len(kept)) if ranking else None
 
 
+@lru_cache(maxsize=4096)
+def _row_numbers(votes_for: int, votes_against: int, tie: bool, n: int) -> _Numbers:
+    """votes_tie, margin, agreement, and the JSON of margin and agreement (cached: rows of
+    a project repeat the same few vote counts)."""
+    margin = 0.0 if tie else round(max(votes_for - votes_against, 0) / n, FLOAT_DIGITS)
+    agreement = round(votes_for / n, FLOAT_DIGITS)
+    return (
+        n - votes_for - votes_against,
+        margin,
+        agreement,
+        float_json(margin),
+        float_json(agreement),
+    )
+
+
 def _plan(
     prompt: PromptData, strategy: str, filters: ExportFilters | None, method: str
 ) -> _Plan | None:
@@ -192,12 +208,8 @@ def _plan(
         votes_for, votes_against = above[chosen * k + rejected], above[rejected * k + chosen]
         if (tie and not keep_ties) or votes_for / n < min_agreement:
             continue
-        margin = 0.0 if tie else round(max(votes_for - votes_against, 0) / n, FLOAT_DIGITS)
-        votes_tie = n - votes_for - votes_against
-        agreement = round(votes_for / n, FLOAT_DIGITS)
-        records.append(
-            (chosen, rejected, tie, labeler, votes_for, votes_against, votes_tie, margin, agreement)
-        )
+        numbers = _row_numbers(votes_for, votes_against, tie, n)
+        records.append((chosen, rejected, tie, labeler, votes_for, votes_against, numbers))
     return _Plan(cons.completion_ids, n_judgments, keep_ties, records)
 
 
@@ -220,7 +232,8 @@ def pair_rows(
         return []
     ids, values = plan.ids, _completion_values(prompt, plan.ids)
     rows = []
-    for chosen, rejected, tie, labeler, v_for, v_against, v_tie, margin, agreement in plan.records:
+    for chosen, rejected, tie, labeler, v_for, v_against, numbers in plan.records:
+        v_tie, margin, agreement = numbers[:3]
         row = dict(
             zip(
                 ROW_KEYS,
@@ -275,7 +288,8 @@ def pair_lines(
     extras = {True: ',"tie":true', False: ',"tie":false'} if plan.keep_ties else {}
     labelers: dict[str, str] = {}
     lines = []
-    for chosen, rejected, tie, labeler, v_for, v_against, v_tie, margin, agreement in plan.records:
+    for chosen, rejected, tie, labeler, v_for, v_against, numbers in plan.records:
+        v_tie, _, _, margin, agreement = numbers
         extra = extras.get(tie, "")
         if labeler is not None:
             if labeler not in labelers:
@@ -287,7 +301,7 @@ def pair_lines(
                 text,
                 values[chosen],
                 values[rejected],
-                repr(margin),
+                margin,
                 prompt_id,
                 ids[chosen],
                 ids[rejected],
@@ -295,7 +309,7 @@ def pair_lines(
                 v_against,
                 v_tie,
                 n_judgments,
-                repr(agreement),
+                agreement,
                 extra,
             )
         )
