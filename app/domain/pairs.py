@@ -12,8 +12,10 @@ Definitions (recorded in the manifest through :func:`manifest_method_description
   ``chosen`` above ``rejected`` / below it / in the same tier. Their sum ``n`` is
   the number of ranking judgments.
 * ``agreement = votes_for / n`` (SPEC §4), on every row, tie rows included.
-* ``margin = (votes_for - votes_against) / n`` for preference rows, 0 for tie rows;
-  clamped at 0 in strategy ``all`` where a labeler may disagree with the majority.
+* ``margin = votes_for / n`` (the vote share of the chosen completion, as in the SPEC §5
+  example: 2 of 3 judgments → 0.67) for preference rows, 0 for tie rows. It lies in
+  [0, 1] and grows with how many labelers back the pair; TRL's RewardTrainer uses it
+  as the Bradley–Terry margin.
 
 Strategies:
 
@@ -62,8 +64,8 @@ ROW_KEYS = (
 )
 
 MARGIN_DEFINITION = (
-    "(votes_for - votes_against) / n_ranking_judgments for preference rows, 0 for tie rows; "
-    "clamped at 0 in strategy 'all'"
+    "votes_for / n_ranking_judgments (the chosen completion's vote share) for preference "
+    "rows, 0 for tie rows"
 )
 AGREEMENT_DEFINITION = "votes_for / (votes_for + votes_against + votes_tie)"
 REJECT_ALL_RULE = "reject_all judgments count in n_judgments and cast no pair votes"
@@ -176,8 +178,8 @@ def _ranking_judgments(
 def _row_numbers(votes_for: int, votes_against: int, tie: bool, n: int) -> _Numbers:
     """votes_tie, margin, agreement, and the JSON of margin and agreement (cached: rows of
     a project repeat the same few vote counts)."""
-    margin = 0.0 if tie else round(max(votes_for - votes_against, 0) / n, FLOAT_DIGITS)
     agreement = round(votes_for / n, FLOAT_DIGITS)
+    margin = 0.0 if tie else agreement
     return (
         n - votes_for - votes_against,
         margin,

@@ -47,7 +47,7 @@ def test_consensus_rows_follow_the_spec_layout() -> None:
         "prompt": "My house is too hot.",
         "chosen": "Open the windows at night.",
         "rejected": "Buy a fan.",
-        "margin": 0.3333,
+        "margin": 0.6667,  # the vote share, as in SPEC §5's example
         "prompt_id": "p-17",
         "chosen_id": "a",
         "rejected_id": "b",
@@ -83,7 +83,7 @@ def test_all_gives_each_labelers_own_pairs_with_everyones_votes() -> None:
         ("ann3", "b", "c"),
     ]
     dissent = rows[3]
-    assert (dissent["votes_for"], dissent["votes_against"], dissent["margin"]) == (1, 2, 0.0)
+    assert (dissent["votes_for"], dissent["votes_against"], dissent["margin"]) == (1, 2, 0.3333)
     assert dissent["agreement"] == 0.3333
     assert list(dissent)[-1] == "labeler"
 
@@ -241,6 +241,6 @@ def test_manifest_description_names_method_and_definitions() -> None:
     described = manifest_method_description("consensus", BORDA)
     assert described["consensus"] == "borda"
     assert described["strategy"] == "consensus"
-    assert "votes_for - votes_against" in described["margin"]
+    assert "vote share" in described["margin"]
     assert "reject_all" in described["reject_all"]
     json.dumps(described)
