@@ -357,7 +357,10 @@ class Worker:
                     break
                 self.stopping.wait(self.poll_seconds)
                 continue
-            self.execute(run)
+            try:
+                self.execute(run)
+            except OperationalError as exc:  # the run is re-queued once its heartbeat is stale
+                log.error("database lost while closing run %s: %s", run.id, exc)
             executed += 1
             if once:
                 break

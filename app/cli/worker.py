@@ -19,7 +19,8 @@ def _install_stop_handlers(stop: Any) -> None:
 
     def handler(signum: int, _frame: Any) -> None:
         logging.getLogger("prefloop.worker").warning(
-            "signal %s: stopping after the current logging step", signum)
+            "signal %s: stopping after the current logging step", signum
+        )
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         stop()
@@ -38,55 +39,89 @@ def _parse_kinds(kinds: str) -> list[str]:
     return chosen
 
 
+def _round_hook(sessions: Any) -> Any:
+    """The worker's ``on_success``: a generate run's completions become a labeling project
+    (``app.services.next_round``), so the training package never imports the app."""
+    from app.services import next_round
+
+    def on_success(run: Any, result: Any) -> None:
+        if run.kind == "generate":
+            with sessions() as session:
+                next_round.create_round(session, run.id, result.artifact)
+
+    return on_success
+
+
+def _serve(
+    settings: Any, url: str, *, name: str, poll_seconds: float, kinds: list[str], once: bool
+) -> None:
+    from app.db import migrate
+    from app.db.engine import make_engine, make_sessionmaker
+    from training.worker import Worker
+
+    engine = make_engine(url, pool_size=4)
+    try:
+        migrate.upgrade(engine)
+        runner = Worker(
+            engine,
+            name=name,
+            data_dir=settings.data_dir.resolve(),
+            heartbeat_seconds=settings.worker_heartbeat_seconds,
+            stale_seconds=settings.worker_stale_seconds,
+            poll_seconds=poll_seconds,
+            kinds=kinds,
+            on_success=_round_hook(make_sessionmaker(engine)),
+        )
+        _install_stop_handlers(runner.stop)
+        devices = os.environ.get("CUDA_VISIBLE_DEVICES", "all")
+        typer.echo(f"worker {name} serving {','.join(kinds)} (CUDA_VISIBLE_DEVICES={devices})")
+        executed = runner.run_forever(once=once)
+        typer.echo(f"worker {name} stopped after {executed} run(s)")
+    finally:
+        engine.dispose()
+
+
 def worker(
-    gpus: Annotated[str | None, typer.Option(
-        help="GPUs to use, e.g. 0 or 0,1 (sets CUDA_VISIBLE_DEVICES); default: the "
-             "environment's CUDA_VISIBLE_DEVICES.")] = None,
-    once: Annotated[bool, typer.Option(
-        "--once", help="Run at most one queued run, then exit (at once if none is queued).")]
-    = False,
-    name: Annotated[str | None, typer.Option(
-        help="Worker name shown on runs; default HOSTNAME-PID.")] = None,
-    poll_seconds: Annotated[float, typer.Option(
-        min=0.05, help="Seconds between looks at an empty queue.")] = 5.0,
-    kinds: Annotated[str, typer.Option(
-        help="Kinds of run this worker serves, comma-separated.")] = "reward,dpo,ppo,generate",
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="GPUs to use, e.g. 0 or 0,1 (sets CUDA_VISIBLE_DEVICES); default: the "
+            "environment's CUDA_VISIBLE_DEVICES."
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Run at most one queued run, then exit (at once if none is queued)."
+        ),
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Worker name shown on runs; default HOSTNAME-PID.")
+    ] = None,
+    poll_seconds: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between looks at an empty queue.")
+    ] = 5.0,
+    kinds: Annotated[
+        str, typer.Option(help="Kinds of run this worker serves, comma-separated.")
+    ] = "reward,dpo,ppo,generate",
 ) -> None:
     """Claim and run training runs until stopped (SIGTERM/SIGINT stop cleanly)."""
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus  # before anything imports torch
     served = _parse_kinds(kinds)
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from app.db import migrate
-    from app.db.engine import make_engine, make_sessionmaker
-    from app.services import next_round
-    from training.worker import Worker
-
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with database_url(settings) as url:
-        engine = make_engine(url, pool_size=4)
-        try:
-            migrate.upgrade(engine)
-            sessions = make_sessionmaker(engine)
-
-            def on_success(run: Any, result: Any) -> None:
-                if run.kind == "generate":
-                    with sessions() as session:
-                        next_round.create_round(session, run.id, result.artifact)
-
-            runner = Worker(engine, name=name or f"{socket.gethostname()}-{os.getpid()}",
-                            data_dir=settings.data_dir.resolve(),
-                            heartbeat_seconds=settings.worker_heartbeat_seconds,
-                            stale_seconds=settings.worker_stale_seconds,
-                            poll_seconds=poll_seconds, kinds=served, on_success=on_success)
-            _install_stop_handlers(runner.stop)
-            typer.echo(f"worker {runner.name} serving {','.join(served)} "
-                       f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'all')})")
-            executed = runner.run_forever(once=once)
-            typer.echo(f"worker {runner.name} stopped after {executed} run(s)")
-        finally:
-            engine.dispose()
+        _serve(
+            settings,
+            url,
+            name=name or f"{socket.gethostname()}-{os.getpid()}",
+            poll_seconds=poll_seconds,
+            kinds=served,
+            once=once,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -50,7 +50,8 @@
   RunCharts.prototype.reset = function () {
     var charts = this.charts || {};
     Object.keys(charts).forEach(function (g) { charts[g].destroy(); });
-    this.section.querySelectorAll(".empty").forEach(function (el) { el.hidden = false; });
+    this.section.querySelectorAll("[data-chart]").forEach(function (el) { el.hidden = true; });
+    this.showEmpty(true);
     this.lastStep = null;
     this.points = 0;
     this.charts = {};
@@ -60,8 +61,8 @@
   RunCharts.prototype.chart = function (group) {
     if (this.charts[group]) return this.charts[group];
     var box = this.section.querySelector('[data-chart="' + group + '"]');
-    var empty = box.querySelector(".empty");
-    if (empty) empty.hidden = true;
+    box.hidden = false;
+    this.showEmpty(false);
     this.charts[group] = new window.Chart(box.querySelector("canvas"), {
       type: "line",
       data: {datasets: []},
@@ -72,6 +73,11 @@
       },
     });
     return this.charts[group];
+  };
+
+  RunCharts.prototype.showEmpty = function (empty) {
+    var note = document.getElementById("charts-empty");
+    if (note) note.hidden = !empty;
   };
 
   RunCharts.prototype.dataset = function (name) {
@@ -94,6 +100,8 @@
         if (typeof v !== "number" || !isFinite(v)) return;
         var ds = self.dataset(name);
         if (!ds) return;
+        var last = ds.data[ds.data.length - 1];
+        if (last && last.x === m.step) { last.y = v; return; }  // the step was fetched before
         ds.data.push({x: m.step, y: v});
         self.points += 1;
       });
@@ -106,8 +114,10 @@
 
   RunCharts.prototype.poll = function () {
     var self = this;
+    // The last step is fetched again: values logged later at that step (a final evaluation)
+    // are merged into it by the worker.
     var url = "/api/v1/training-runs/" + encodeURIComponent(this.runId) +
-      (this.lastStep === null ? "" : "?after_step=" + this.lastStep);
+      (this.lastStep === null ? "" : "?after_step=" + (this.lastStep - 1));
     fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (run) {

@@ -75,7 +75,8 @@ def test_admin_starts_a_run_and_sees_the_chart_update(page, stack):
     page.wait_for_function(
         f"document.getElementById('run-charts').dataset.points > {first}", timeout=120_000)
     assert page.locator("[data-chart=loss] canvas").bounding_box()["height"] > 100
-    assert page.locator("[data-chart=loss] .empty").is_hidden()
+    assert page.locator("#charts-empty").is_hidden()
+    assert page.locator("[data-chart=kl]").is_hidden()  # DPO logs no KL: no empty chart
     page.wait_for_selector("#run-live[data-status=succeeded]", timeout=180_000)
     assert "adapter/adapter_config.json" in page.inner_text("#run-live")
     steps = int(charts.get_attribute("data-last-step"))
