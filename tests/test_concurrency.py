@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import User
+from app.domain.figures import prompt_figures
 from app.services import users
+from app.services.assignment import _next, next_task
 from app.services.security import hash_password
 from tests.factories import make_project, make_prompts
 from tests.live import live_server  # noqa: F401  (fixture)
@@ -92,8 +95,10 @@ def test_concurrent_labelers_fill_every_prompt_exactly_k_times(live_server, live
     make_prompts(live_db, project, PROMPTS, completions=4)
 
     crowd = Crowd(live_server.url, project.id)
-    threads = [threading.Thread(target=crowd.work, args=(token, i))
-               for i, (_, token) in enumerate(crowd_members)]
+    threads = [
+        threading.Thread(target=crowd.work, args=(token, i))
+        for i, (_, token) in enumerate(crowd_members)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -102,18 +107,86 @@ def test_concurrent_labelers_fill_every_prompt_exactly_k_times(live_server, live
     assert crowd.errors == []
 
     q = lambda sql: live_db.execute(text(sql), {"p": project.id}).all()  # noqa: E731
-    per_prompt = q("SELECT p.n_judgments, p.slots_taken, p.target_labels, count(j.id) "
-                   "FROM prompts p LEFT JOIN judgments j ON j.prompt_id = p.id "
-                   "WHERE p.project_id = :p GROUP BY p.id")
+    per_prompt = q(
+        "SELECT p.n_judgments, p.slots_taken, p.target_labels, count(j.id) "
+        "FROM prompts p LEFT JOIN judgments j ON j.prompt_id = p.id "
+        "WHERE p.project_id = :p GROUP BY p.id"
+    )
     assert len(per_prompt) == PROMPTS
     assert Counter(tuple(r) for r in per_prompt) == {(K, K, K, K): PROMPTS}
     stored = {r[0] for r in q("SELECT id FROM judgments WHERE project_id = :p")}
     assert len(crowd.acknowledged) == len(set(crowd.acknowledged)) == PROMPTS * K
     assert set(crowd.acknowledged) == stored
-    assert q("SELECT prompt_id, labeler_id FROM judgments WHERE project_id = :p "
-             "GROUP BY 1, 2 HAVING count(*) > 1") == []
-    assert q("SELECT count(*) FROM assignments WHERE project_id = :p AND status = 'active'") \
-        == [(0,)]
-    statuses = dict(q("SELECT status, count(*) FROM assignments WHERE project_id = :p "
-                      "GROUP BY status"))
+    assert (
+        q(
+            "SELECT prompt_id, labeler_id FROM judgments WHERE project_id = :p "
+            "GROUP BY 1, 2 HAVING count(*) > 1"
+        )
+        == []
+    )
+    assert q("SELECT count(*) FROM assignments WHERE project_id = :p AND status = 'active'") == [
+        (0,)
+    ]
+    statuses = dict(
+        q("SELECT status, count(*) FROM assignments WHERE project_id = :p GROUP BY status")
+    )
     assert statuses["submitted"] == PROMPTS * K
+    # figures kept in each judgment's transaction equal a recomputation from scratch
+    for agreement, kendall, rankings, ids in q(
+        "SELECT p.agreement, p.kendall_w, array_agg(j.ranking ORDER BY j.id), "
+        "(SELECT array_agg(c.external_id) FROM completions c WHERE c.prompt_id = p.id) "
+        "FROM prompts p JOIN judgments j ON j.prompt_id = p.id "
+        "WHERE p.project_id = :p GROUP BY p.id"
+    ):
+        expected = prompt_figures(rankings, ids)
+        assert (agreement, kendall) == pytest.approx(
+            (expected["pairwise_agreement"], expected["kendall_w"])
+        )
+
+
+def test_one_labeler_racing_themself_gets_one_lease(live_server, live_db):  # noqa: F811
+    ((user, token),) = make_labelers(live_db, 1)
+    project = make_project(live_db, members=[user])
+    make_prompts(live_db, project, 20)
+    barrier = threading.Barrier(12)
+    got: list[int] = []
+
+    def take() -> None:
+        with httpx.Client(base_url=live_server.url, timeout=60,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            barrier.wait()
+            response = client.get(f"/api/v1/projects/{project.id}/tasks/next")
+            got.append(response.json()["assignment_id"])
+
+    threads = [threading.Thread(target=take) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(got) == 12 and len(set(got)) == 1
+    rows = live_db.execute(text("SELECT count(*), sum(slots_taken) FROM assignments, prompts "
+                                "WHERE prompts.id = assignments.prompt_id")).one()
+    assert tuple(rows) == (1, 1)
+
+
+def test_a_second_concurrent_next_waits_for_the_first_and_returns_its_lease(databases):
+    engine = make_engine(databases.new(), pool_size=2)
+    sessions = make_sessionmaker(engine)
+    try:
+        with sessions() as db:
+            ((user, _),) = make_labelers(db, 1)
+            project = make_project(db, members=[user])
+            make_prompts(db, project, 5)
+        first = sessions()
+        held = _next(first, user, project.id)  # leased, not committed yet
+        result: dict = {}
+        second = threading.Thread(
+            target=lambda: result.update(task=next_task(sessions(), user, project.id)))
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive()  # waiting on the one-active-lease index
+        first.commit()
+        second.join(timeout=30)
+        assert result["task"].assignment_id == held.assignment_id
+    finally:
+        engine.dispose()

@@ -3,8 +3,14 @@
 A judgment is written in one transaction with its consequences: the assignment becomes
 ``submitted``, ``prompts.n_judgments`` grows, the prompt's agreement figures are
 recomputed from all its rankings and, with adaptive overlap, a contested prompt's target
-is raised. The prompt row is locked before the rankings are read, so two judgments of
-one prompt never compute the figures from stale data.
+is raised.
+
+The figures are computed optimistically: the first statement reads the prompt's other
+rankings and its ``n_judgments``; the insert statement locks the prompt row and writes
+the figures only if ``n_judgments`` is still what was read (no judgment of that prompt
+committed in between). Otherwise, now holding the row lock, it reads the rankings again
+and writes the figures in a further statement. Either way the figures always cover every
+judgment of the prompt, and the common case costs two statements and a commit.
 
 Resubmitting the same body returns the first judgment (the comparison uses a canonical
 hash of the body: tie order, key order and repeated flags do not matter, and
@@ -14,64 +20,22 @@ expired is refused with Expired and nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from app.db.models import AssignmentStatus, ProjectStatus, User
 from app.domain.assignment import needs_more_labels
-from app.domain.errors import Conflict, DomainError, Expired, NotFound, ValidationFailed
+from app.domain.errors import Conflict, DomainError, Expired, NotFound
 from app.domain.figures import prompt_figures
-from app.domain.rankings import Tiers, validate_ranking, validate_ratings
 from app.services.assignment import ProjectClosed, with_retry
+from app.services.labeling import CleanJudgment, JudgmentIn, clean_judgment
 from app.services.project_settings import ProjectSettings
 
-MAX_RATIONALE = 5000
-MAX_FLAGS = 20
-MAX_FLAG_LENGTH = 64
-MAX_DURATION_MS = 2**31 - 1
 OPEN_STATUSES = frozenset({ProjectStatus.active.value, ProjectStatus.paused.value})
-
-
-class JudgmentIn(BaseModel):
-    """A judgment as submitted (SPEC §2); the service checks it against the project."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ranking: Any = Field(default=None, description="Tiers of completion ids, best first.")
-    reject_all: StrictBool = False
-    ratings: Any = Field(default=None, description="{completion_id: {axis: 1..5}}")
-    flags: Any = Field(default=None, description="{completion_id: [flag, ...]}")
-    rationale: str = Field(default="", max_length=MAX_RATIONALE)
-    duration_ms: int | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
-
-
-@dataclass(frozen=True)
-class CleanJudgment:
-    """A judgment that passed every check of its project."""
-
-    ranking: Tiers | None
-    reject_all: bool
-    ratings: dict[str, dict[str, int]]
-    flags: dict[str, list[str]]
-    rationale: str
-    duration_ms: int | None
-
-    def body_hash(self) -> str:
-        canonical = {
-            "ranking": [sorted(tier) for tier in self.ranking] if self.ranking else None,
-            "reject_all": self.reject_all,
-            "ratings": self.ratings,
-            "flags": self.flags,
-            "rationale": self.rationale,
-        }
-        raw = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -80,89 +44,28 @@ class Submitted:
     created: bool  # False when an identical resubmission returned the first judgment
 
 
-def _details(exc: ValidationFailed) -> list[dict[str, Any]]:
-    return list(exc.details or [])
+@dataclass(frozen=True)
+class Figures:
+    """A prompt's figures after a judgment, and its target (raised by adaptive overlap)."""
 
-
-def _check_flags(flags: Any, completion_ids: list[str]) -> dict[str, list[str]]:
-    if flags is None:
-        return {}
-    if not isinstance(flags, dict):
-        raise ValidationFailed.single("flags", "must be an object mapping completion ids to lists")
-    known, problems, out = set(completion_ids), [], {}
-    for cid, values in flags.items():
-        field = f"flags.{cid}"
-        if cid not in known:
-            problems.append({"line": None, "field": field, "message": "unknown completion id"})
-        elif (
-            not isinstance(values, list)
-            or len(values) > MAX_FLAGS
-            or not all(isinstance(v, str) and 0 < len(v.strip()) <= MAX_FLAG_LENGTH for v in values)
-        ):
-            message = f"a list of at most {MAX_FLAGS} names of 1 to {MAX_FLAG_LENGTH} characters"
-            problems.append({"line": None, "field": field, "message": message})
-        elif values:
-            out[cid] = sorted({v.strip() for v in values})
-    if problems:
-        raise ValidationFailed(f"{problems[0]['field']}: {problems[0]['message']}", problems)
-    return out
-
-
-def _check_ranking(body: JudgmentIn, ids: list[str], settings: ProjectSettings) -> Tiers | None:
-    if body.reject_all:
-        if not settings.allow_reject_all:
-            raise ValidationFailed.single(
-                "reject_all", "this project does not allow rejecting all completions"
-            )
-        if body.ranking not in (None, []):
-            raise ValidationFailed.single("ranking", "leave it out when reject_all is true")
-        return None
-    if body.ranking is None:
-        raise ValidationFailed.single("ranking", "required unless reject_all is true")
-    return validate_ranking(body.ranking, ids, allow_ties=settings.allow_ties)
-
-
-def clean_judgment(
-    body: JudgmentIn, completion_ids: list[str], settings: ProjectSettings
-) -> CleanJudgment:
-    """Check a judgment against the prompt's completions and the project's settings.
-
-    Raises one ValidationFailed listing every problem, each detail naming its field."""
-    details: list[dict[str, Any]] = []
-    ranking = ratings = flags = None
-    try:
-        ranking = _check_ranking(body, completion_ids, settings)
-    except ValidationFailed as exc:
-        details += _details(exc)
-    try:
-        ratings = validate_ratings(body.ratings, completion_ids, settings.rating_axes)
-    except ValidationFailed as exc:
-        details += _details(exc)
-    try:
-        flags = _check_flags(body.flags, completion_ids)
-    except ValidationFailed as exc:
-        details += _details(exc)
-    if settings.require_rationale and not body.rationale.strip():
-        details.append({"line": None, "field": "rationale", "message": "required in this project"})
-    if details:
-        summary = f"{details[0]['field']}: {details[0]['message']}"
-        if len(details) > 1:
-            summary += f" (and {len(details) - 1} more problem(s))"
-        raise ValidationFailed(summary, details)
-    return CleanJudgment(
-        ranking, body.reject_all, ratings or {}, flags or {}, body.rationale, body.duration_ms
-    )
+    agreement: float | None
+    kendall_w: float | None
+    target: int
 
 
 _LOAD = text(
     """
-    SELECT a.id, a.project_id, a.prompt_id, a.status, a.expires_at > now() AS live,
-           a.display_order, p.status AS project_status, p.settings,
+    SELECT a.id, a.status, a.expires_at > now() AS live, a.display_order,
+           p.status AS project_status, p.settings,
+           pr.n_judgments, pr.target_labels, pr.is_gold,
+           (SELECT jsonb_agg(o.ranking ORDER BY o.id) FROM judgments o
+            WHERE o.prompt_id = a.prompt_id AND o.ranking IS NOT NULL) AS rankings,
            j.id AS judgment_id, j.body_hash,
            EXISTS (SELECT 1 FROM project_members m
                    WHERE m.project_id = a.project_id AND m.user_id = :uid) AS member
     FROM assignments a
     JOIN projects p ON p.id = a.project_id
+    JOIN prompts pr ON pr.id = a.prompt_id
     LEFT JOIN judgments j ON j.assignment_id = a.id
     WHERE a.id = :aid AND a.labeler_id = :uid
     """
@@ -174,7 +77,15 @@ _INSERT = text(
       WHERE id = :aid AND labeler_id = :uid AND status = 'active' AND expires_at > now()
       RETURNING id, project_id, prompt_id, display_order
     ), p AS (
-      UPDATE prompts SET n_judgments = prompts.n_judgments + 1
+      UPDATE prompts SET
+        n_judgments = prompts.n_judgments + 1,
+        agreement = CASE WHEN prompts.n_judgments = :seen THEN CAST(:agreement AS float8)
+                         ELSE prompts.agreement END,
+        kendall_w = CASE WHEN prompts.n_judgments = :seen THEN CAST(:kendall_w AS float8)
+                         ELSE prompts.kendall_w END,
+        target_labels = CASE WHEN prompts.n_judgments = :seen
+                             THEN GREATEST(prompts.target_labels, :target)
+                             ELSE prompts.target_labels END
       FROM a WHERE prompts.id = a.prompt_id
       RETURNING prompts.id, prompts.n_judgments, prompts.target_labels, prompts.is_gold
     ), j AS (
@@ -217,6 +128,35 @@ _SKIP = text(
 _STATUS = text("SELECT status FROM assignments WHERE id = :aid AND labeler_id = :uid")
 
 
+def figures_after(
+    rankings: list[Any],
+    n_judgments: int,
+    target: int,
+    is_gold: bool,
+    ids: list[str],
+    settings: ProjectSettings,
+) -> Figures:
+    """The prompt's figures over ``rankings`` (all of its ranking judgments) once it has
+    ``n_judgments``; a contested prompt that reached its target earns one more label."""
+    figures = prompt_figures(rankings, ids)
+    agreement = figures["pairwise_agreement"]
+    adaptive = settings.adaptive
+    if (
+        adaptive is not None
+        and not is_gold
+        and n_judgments >= target
+        and needs_more_labels(
+            agreement,
+            n_judgments,
+            settings.labels_per_prompt,
+            adaptive.max_labels,
+            adaptive.min_agreement,
+        )
+    ):
+        target += 1
+    return Figures(agreement, figures["kendall_w"], target)
+
+
 def _load(session: Session, assignment_id: int, user_id: int) -> Row[Any]:
     row = session.execute(_LOAD, {"aid": assignment_id, "uid": user_id}).first()
     if row is None or not row.member:
@@ -245,8 +185,12 @@ def _refuse_closed_lease(row: Row[Any]) -> None:
         raise ProjectClosed(f"the project is {row.project_status}: judgments are closed")
 
 
-def _params(row: Row[Any], user_id: int, clean: CleanJudgment) -> dict[str, Any]:
-    ranking = [list(tier) for tier in clean.ranking] if clean.ranking is not None else None
+def _ranking_json(clean: CleanJudgment) -> list[list[str]] | None:
+    return None if clean.ranking is None else [list(tier) for tier in clean.ranking]
+
+
+def _params(row: Row[Any], user_id: int, clean: CleanJudgment, planned: Figures) -> dict[str, Any]:
+    ranking = _ranking_json(clean)
     return {
         "aid": row.id,
         "uid": user_id,
@@ -257,43 +201,38 @@ def _params(row: Row[Any], user_id: int, clean: CleanJudgment) -> dict[str, Any]
         "rationale": clean.rationale,
         "duration_ms": clean.duration_ms,
         "body_hash": clean.body_hash(),
+        "seen": row.n_judgments,
+        "agreement": planned.agreement,
+        "kendall_w": planned.kendall_w,
+        "target": planned.target,
     }
 
 
-def _update_figures(
+def _plan(
+    row: Row[Any], clean: CleanJudgment, ids: list[str], settings: ProjectSettings
+) -> Figures:
+    own = _ranking_json(clean)
+    rankings = list(row.rankings or []) + ([own] if own is not None else [])
+    n = row.n_judgments + 1
+    return figures_after(rankings, n, row.target_labels, row.is_gold, ids, settings)
+
+
+def _refresh_figures(
     session: Session, written: Row[Any], ids: list[str], settings: ProjectSettings
 ) -> None:
-    """Recompute the prompt's agreement (its row is locked by this transaction) and, with
-    adaptive overlap, raise the target of a contested prompt that reached it."""
-    if written.n_judgments < 2:
-        return
-    rankings = session.execute(_RANKINGS, {"prompt": written.prompt_id}).scalars().all()
-    figures = prompt_figures(rankings, ids)
-    agreement = figures["pairwise_agreement"]
-    target = written.target_labels
-    adaptive = settings.adaptive
-    if (
-        adaptive is not None
-        and not written.is_gold
-        and written.n_judgments >= target
-        and needs_more_labels(
-            agreement,
-            written.n_judgments,
-            settings.labels_per_prompt,
-            adaptive.max_labels,
-            adaptive.min_agreement,
-        )
-    ):
-        target += 1
-    session.execute(
-        _FIGURES,
-        {
-            "prompt": written.prompt_id,
-            "agreement": agreement,
-            "kendall_w": figures["kendall_w"],
-            "target": target,
-        },
+    """The planned figures missed a concurrent judgment: recompute them under the row lock
+    this transaction now holds (a fresh statement sees every committed judgment)."""
+    rankings = list(session.execute(_RANKINGS, {"prompt": written.prompt_id}).scalars())
+    figures = figures_after(
+        rankings, written.n_judgments, written.target_labels, written.is_gold, ids, settings
     )
+    params = {
+        "prompt": written.prompt_id,
+        "agreement": figures.agreement,
+        "kendall_w": figures.kendall_w,
+        "target": figures.target,
+    }
+    session.execute(_FIGURES, params)
 
 
 def _record(session: Session, user_id: int, assignment_id: int, body: JudgmentIn) -> Submitted:
@@ -305,9 +244,11 @@ def _record(session: Session, user_id: int, assignment_id: int, body: JudgmentIn
             return _replay(row, clean_judgment(body, ids, settings))
         _refuse_closed_lease(row)
         clean = clean_judgment(body, ids, settings)
-        written = session.execute(_INSERT, _params(row, user_id, clean)).first()
+        planned = _plan(row, clean, ids, settings)
+        written = session.execute(_INSERT, _params(row, user_id, clean, planned)).first()
         if written is not None:
-            _update_figures(session, written, ids, settings)
+            if written.n_judgments != row.n_judgments + 1:
+                _refresh_figures(session, written, ids, settings)
             return Submitted(written.judgment_id, created=True)
         session.rollback()
     raise Conflict(f"assignment {assignment_id} is changing under this request; try again")

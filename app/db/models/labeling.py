@@ -51,6 +51,13 @@ class Assignment(Base):
             postgresql_where="status = 'active'",
         ),
         Index("ix_assignments_labeler", "labeler_id", "project_id", "status"),
+        Index(
+            "ix_assignments_one_active_lease",
+            "project_id",
+            "labeler_id",
+            unique=True,
+            postgresql_where="status = 'active'",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

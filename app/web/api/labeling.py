@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.services.assignment import next_task
-from app.services.judgments import JudgmentIn, skip_assignment, submit_judgment
+from app.services.judgments import skip_assignment, submit_judgment
+from app.services.labeling import JudgmentIn
 from app.web.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"])

@@ -14,8 +14,8 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.domain.errors import Expired, ValidationFailed
-from app.services.judgments import JudgmentIn, skip_assignment, submit_judgment
-from app.services.labeling import LabelView, label_view
+from app.services.judgments import skip_assignment, submit_judgment
+from app.services.labeling import JudgmentIn, LabelView, label_view
 from app.services.project_settings import pydantic_details
 from app.web.deps import CurrentUser, SessionDep
 from app.web.templating import is_htmx, render
