@@ -30,8 +30,8 @@ def make_export(db: Session, settings: Settings, project: Project | None = None)
 
 
 def finished_run(db: Session, kind: str, status: str = "succeeded", **values) -> TrainingRun:
-    run = TrainingRun(kind=kind, status=status, config={}, max_attempts=3,
-                      **{"base_model": "tiny-base", **values})
+    run = TrainingRun(kind=kind, status=status, max_attempts=3,
+                      **{"base_model": "tiny-base", "config": {}, **values})
     db.add(run)
     db.commit()
     return run
@@ -133,7 +133,14 @@ def test_generate_needs_exactly_one_prompt_set_and_its_parents_base(client, admi
     response = client.post(API, json=other_base, headers=admin_headers)
     assert response.json()["error"]["details"][0]["field"] == "base_model"
     from_export = {"kind": "generate", "parent_run_id": dpo.id, "export_id": export.id}
-    assert client.post(API, json=from_export, headers=admin_headers).status_code == 201
+    created = client.post(API, json=from_export, headers=admin_headers)
+    assert created.status_code == 201 and created.json()["config"]["mix_base"] is True
+    base_only = {"kind": "generate", "export_id": export.id, "base_model": "m"}
+    response = client.post(API, json=base_only, headers=admin_headers)
+    assert response.status_code == 201 and response.json()["config"]["mix_base"] is False
+    mixed = client.post(API, json={**base_only, "config": {"mix_base": True}},
+                        headers=admin_headers)
+    assert mixed.json()["error"]["details"][0]["field"] == "config.mix_base"
 
 
 def test_cancel_and_retry(client, admin_headers, db, export):

@@ -12,6 +12,8 @@ from app.db.models import Completion, Judgment, Prompt, RunMetric, TrainingRun
 from tests.factories import make_project
 from tests.test_auth import csrf_of, login
 from tests.test_runs_api import finished_run, make_export
+from tests.training.conftest import marker_rows
+from training.data import split_by_prompt
 
 HX = {"HX-Request": "true"}
 
@@ -132,3 +134,23 @@ def test_compare_page_shows_the_policy_win_rate_against_its_base(admin, db, make
     api = admin.get(f"/api/v1/training-runs/{run.id}/comparison").json()
     assert api["head_to_head"]["win_rate"] == pytest.approx(10 / 12)
     assert api["n_prompts"] == 6 and api["head_to_head"]["win_rate_ci"][1] <= 1.0
+
+
+def test_reward_run_page_puts_held_out_accuracy_beside_the_labelers_agreement(admin, db,
+                                                                              settings):
+    export = make_export(db, settings)  # marker_rows(6): prompts p0..p5
+    agreement = {f"p{i}": 0.5 + i / 20 for i in range(6)}
+    db.execute(insert(Prompt), [{"project_id": export.project_id, "external_id": pid,
+                                 "prompt": "?", "target_labels": 3, "agreement": value}
+                                for pid, value in agreement.items()])
+    config = {"eval_fraction": 0.34, "seed": 7}
+    run = finished_run(db, "reward", export_id=export.id, config=config)
+    db.add(RunMetric(run_id=run.id, step=4, values={"loss": 0.4, "eval_accuracy": 0.625}))
+    db.commit()
+    _, held_out = split_by_prompt(marker_rows(6), 0.34, 7)
+    held_ids = {r["prompt_id"] for r in held_out}
+    expected = sum(agreement[p] for p in held_ids) / len(held_ids)
+    page = admin.get(f"/admin/runs/{run.id}").text
+    ceiling = page[page.index('id="human-ceiling"'):]
+    assert "62.5 %" in ceiling and f"{len(held_ids)} held-out prompts" in ceiling
+    assert f"{100 * expected:.1f} %" in ceiling and "80.0 %" in ceiling  # manifest's figure

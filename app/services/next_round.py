@@ -31,9 +31,10 @@ from app.services.runs_compare import RankedPrompt, compare, outcome_counts
 
 
 def _round_name(session: Session, run: TrainingRun) -> str:
-    parent = f"{session.get(TrainingRun, run.parent_run_id).kind} run {run.parent_run_id}" \
-        if run.parent_run_id else "base model"
-    base = f"Next round: run {run.id} ({parent} vs base)"
+    """``Next round: run 12 (ppo run 9 vs base)``, made unique with ``#2``, ``#3``..."""
+    parent = session.get(TrainingRun, run.parent_run_id) if run.parent_run_id else None
+    source = f"{parent.kind} run {parent.id}" if parent else "base model"
+    base = f"Next round: run {run.id} ({source} vs base)"
     name, n = base, 1
     while session.scalar(select(Project.id).where(Project.name == name)) is not None:
         n += 1
