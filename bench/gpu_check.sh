@@ -7,8 +7,8 @@
 #   bash bench/gpu_check.sh --cpu    # CPU smoke of the same script path
 #
 # Uses the first Python that already has torch, transformers, trl and peft (PYTHON, then
-# .venv/bin/python, then python3); otherwise makes .venv-gpu (with system site packages, so a
-# preinstalled CUDA torch is kept) and installs '.[train]' into it.
+# .venv/bin/python, then python3); otherwise makes a venv in $TMPDIR (with system site
+# packages, so a preinstalled CUDA torch is kept) and installs '.[train]' into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +28,10 @@ for candidate in "${PYTHON:-}" .venv/bin/python python3; do
   fi
 done
 if [ -z "$py" ]; then
-  python3 -m venv --system-site-packages .venv-gpu
-  .venv-gpu/bin/python -m pip install -q -e '.[train]'
-  py=.venv-gpu/bin/python
+  venv="${TMPDIR:-/tmp}/prefloop-gpu-venv"
+  python3 -m venv --system-site-packages "$venv"
+  "$venv/bin/python" -m pip install -q -e '.[train]'
+  py="$venv/bin/python"
 fi
 
 model=models/SmolLM2-135M-Instruct

@@ -132,10 +132,13 @@ class RewardRunConfig(_TrainerFields):
     use_margin: bool = False  # loss = -log σ(r_c - r_r - margin_scale * margin)
     margin_scale: float = 1.0
     center_rewards_coefficient: float | None = None
+    lora_layers: int | None = None  # adapt only the top N transformer layers (cheaper backward)
+    modules_to_save: list[str] = dataclasses.field(default_factory=list)  # trained in full
 
     def _validate(self) -> None:
         super()._validate()
         _require(self.margin_scale >= 0, "margin_scale", "must be >= 0")
+        _require(self.lora_layers is None or self.lora_layers >= 1, "lora_layers", "must be >= 1")
 
 
 @dataclass

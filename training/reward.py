@@ -49,6 +49,22 @@ def load_backbone(model_name: str, dtype: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def top_layer_linears(model: Any, count: int) -> list[str]:
+    """Names of the Linear modules in the last ``count`` transformer layers: LoRA there only
+    means the backward pass stops at those layers."""
+    import torch
+
+    n_layers = model.config.get_text_config().num_hidden_layers
+    stacks = [(name, module) for name, module in model.named_modules()
+              if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers]
+    if not stacks:
+        raise ValueError("lora_layers: no stack of transformer layers found in this model")
+    prefix, layers = stacks[0]
+    return [f"{prefix}.{index}.{name}" for index in range(max(0, n_layers - count), n_layers)
+            for name, module in layers[index].named_modules()
+            if isinstance(module, torch.nn.Linear)]
+
+
 def _build_trainer(model: Any, tokenizer: Any, export: ExportData, config: RewardRunConfig,
                    out: Path, use_bf16: bool, callbacks: list[Any]) -> Any:
     from datasets import Dataset
@@ -62,8 +78,12 @@ def _build_trainer(model: Any, tokenizer: Any, export: ExportData, config: Rewar
                 if eval_rows else None)
     args = RewardConfig(**trainer_arguments(config, out, use_bf16, eval_set is not None),
                         center_rewards_coefficient=config.center_rewards_coefficient)
+    peft_config = lora_config(config, "SEQ_CLS")
+    peft_config.modules_to_save = list(config.modules_to_save) or None
+    if config.lora_layers is not None:
+        peft_config.target_modules = top_layer_linears(model, config.lora_layers)
     return RewardTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                         processing_class=tokenizer, peft_config=lora_config(config, "SEQ_CLS"),
+                         processing_class=tokenizer, peft_config=peft_config,
                          callbacks=callbacks)
 
 

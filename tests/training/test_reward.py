@@ -121,3 +121,18 @@ def test_reward_export_with_plain_prompts(tiny_bert, tmp_path):
     result = training.run("reward", data=export, model=str(tiny_bert), out=tmp_path / "rm",
                           config={**FAST, "max_steps": 2})
     assert result.steps == 2 and (result.artifact / "adapter_config.json").is_file()
+
+
+def test_lora_on_top_layers_only_and_extra_modules_trained_in_full(tiny_bert, small_export,
+                                                                   tmp_path):
+    from safetensors import safe_open
+
+    result = training.run("reward", data=small_export, model=str(tiny_bert), out=tmp_path / "rm",
+                          config={**FAST, "max_steps": 2, "lora_layers": 1,
+                                  "modules_to_save": ["pooler"]})
+    with safe_open(result.artifact / "adapter_model.safetensors", "pt") as weights:
+        keys = list(weights.keys())
+    lora = [k for k in keys if "lora_" in k]
+    assert lora and all(".layer.1." in k for k in lora)  # the tiny BERT has layers 0 and 1
+    assert {"base_model.model.bert.pooler.dense.weight",
+            "base_model.model.classifier.weight"} <= set(keys)
