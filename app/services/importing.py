@@ -12,8 +12,10 @@ is a no-op.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from queue import Queue
+from threading import Thread
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -71,7 +73,9 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else _encode(value)
+    if value is None:
+        return None
+    return "{}" if value == {} else _encode(value)  # most metadata is empty
 
 
 def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
@@ -105,19 +109,10 @@ class _Writer:
         self.session = session
         self.project_id = project_id
         self.k = k
-        self.batch: list[ImportRow] = []
         self.labelers: dict[str, int] = {}
         self.imported = self.skipped = self.judgments = 0
 
-    def add(self, row: ImportRow) -> None:
-        self.batch.append(row)
-        if len(self.batch) >= BATCH_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        rows, self.batch = self.batch, []
-        if not rows:
-            return
+    def write(self, rows: list[ImportRow]) -> None:
         self._ensure_labelers({j.labeler for row in rows for j in row.judgments})
         driver = self.session.connection().connection.driver_connection
         with driver.cursor() as cursor:
@@ -187,17 +182,61 @@ class _Writer:
         self.labelers.update(found.tuples().all())
 
 
-def _consume(records: Iterable[Parsed], writer: _Writer) -> list[Problem]:
-    """Write the valid records until the first problem; return the problems (≤ 100)."""
+class _Pipeline:
+    """Hands full batches to the writer on a second thread, so that the database stores
+    one batch while Python reads and checks the next. At most two batches wait in the
+    queue, so memory stays bounded whatever the size of the file. The session is used
+    by the writer thread only, until ``finish`` has joined it."""
+
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+        self.batch: list[ImportRow] = []
+        self.queue: Queue[list[ImportRow] | None] = Queue(maxsize=2)
+        self.failure: BaseException | None = None
+        self.thread = Thread(target=self._drain, name="prefloop-import-writer", daemon=True)
+        self.thread.start()
+
+    def add(self, row: ImportRow) -> None:
+        self.batch.append(row)
+        if len(self.batch) >= BATCH_SIZE:
+            self.queue.put(self.batch)
+            self.batch = []
+
+    def _drain(self) -> None:
+        while (rows := self.queue.get()) is not None:
+            if self.failure is None:  # after a failure, only empty the queue
+                try:
+                    self.writer.write(rows)
+                except BaseException as exc:  # re-raised by finish(), on the caller's thread
+                    self.failure = exc
+
+    def finish(self, *, write_rest: bool) -> None:
+        """Write the last partial batch (or drop it) and wait for the writer; re-raise
+        what made a write fail. Safe to call twice."""
+        if self.thread.is_alive():
+            if write_rest and self.batch:
+                self.queue.put(self.batch)
+            self.queue.put(None)
+            self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+
+
+def _consume(
+    records: Iterable[Parsed], add: Callable[[ImportRow], None]
+) -> tuple[list[Problem], int]:
+    """Pass the valid records to ``add`` until the first problem; return the problems
+    (at most 100) and how many records repeated an earlier one (skipped)."""
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
+    repeats = 0
     for record in records:
         if isinstance(record, list):
             problems.extend(record)
         elif record.external_id in first_line:
             earlier = first_line[record.external_id]
             if record.id_from == "content":
-                writer.skipped += 1
+                repeats += 1
             elif record.id_from == "prompt text":
                 message = f"the same prompt text as line {earlier}; add an id column"
                 problems.append(problem(record.line, "prompt", message))
@@ -207,12 +246,12 @@ def _consume(records: Iterable[Parsed], writer: _Writer) -> list[Problem]:
         else:
             first_line[record.external_id] = record.line
             if not problems:
-                writer.add(record)
+                add(record)
         if len(problems) >= MAX_PROBLEMS:
-            return problems[:MAX_PROBLEMS]
+            return problems[:MAX_PROBLEMS], repeats
     if not first_line and not problems:
         problems.append(problem(None, "file", "the file holds no records"))
-    return problems
+    return problems, repeats
 
 
 def _refusal(problems: list[Problem]) -> ValidationFailed:
@@ -252,13 +291,18 @@ def import_file(
     """
     _check_request(project, fmt, labeler)
     writer = _Writer(session, project.id, project_settings(project).labels_per_prompt)
+    pipeline = _Pipeline(writer)
     try:
-        problems = _consume(parse(fmt, read_lines(stream), labeler=labeler), writer)
+        records = parse(fmt, read_lines(stream), labeler=labeler)
+        problems, repeats = _consume(records, pipeline.add)
+        pipeline.finish(write_rest=not problems)
         if problems:
             raise _refusal(problems)
-        writer.flush()
         session.commit()
     except BaseException:
-        session.rollback()
+        try:
+            pipeline.finish(write_rest=False)  # the writer must stop before the rollback
+        finally:
+            session.rollback()
         raise
-    return ImportResult(writer.imported, writer.skipped, writer.judgments)
+    return ImportResult(writer.imported, writer.skipped + repeats, writer.judgments)
