@@ -20,7 +20,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, Any: JSONB}
+    # Python None is SQL NULL (not JSON 'null'), so "IS NULL" checks and constraints hold.
+    type_annotation_map = {
+        dict[str, Any]: JSONB(none_as_null=True),
+        list[Any]: JSONB(none_as_null=True),
+        Any: JSONB(none_as_null=True),
+    }
 
 
 def created_at_column() -> Mapped[datetime]:
