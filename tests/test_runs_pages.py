@@ -137,20 +137,30 @@ def test_compare_page_shows_the_policy_win_rate_against_its_base(admin, db, make
 
 
 def test_reward_run_page_puts_held_out_accuracy_beside_the_labelers_agreement(admin, db,
-                                                                              settings):
+                                                                              settings,
+                                                                              make_user):
     export = make_export(db, settings)  # marker_rows(6): prompts p0..p5
-    agreement = {f"p{i}": 0.5 + i / 20 for i in range(6)}
-    db.execute(insert(Prompt), [{"project_id": export.project_id, "external_id": pid,
-                                 "prompt": "?", "target_labels": 3, "agreement": value}
-                                for pid, value in agreement.items()])
     config = {"eval_fraction": 0.34, "seed": 7}
+    _, held_out = split_by_prompt(marker_rows(6), 0.34, 7)
+    held_ids = sorted({r["prompt_id"] for r in held_out})
+    assert len(held_ids) == 3
+    ann, bob = make_user("labeler"), make_user("labeler")
+    for i in range(6):
+        prompt_id = db.scalar(insert(Prompt).returning(Prompt.id), {
+            "project_id": export.project_id, "external_id": f"p{i}", "prompt": "?",
+            "target_labels": 3})
+        # everyone agrees, except on two of the held-out prompts
+        disagree = f"p{i}" in held_ids[1:]
+        for labeler, flip in ((ann, False), (bob, disagree)):
+            db.add(Judgment(project_id=export.project_id, prompt_id=prompt_id,
+                            labeler_id=labeler.id, ranking=[["b"], ["a"]] if flip
+                            else [["a"], ["b"]]))
     run = finished_run(db, "reward", export_id=export.id, config=config)
     db.add(RunMetric(run_id=run.id, step=4, values={"loss": 0.4, "eval_accuracy": 0.625}))
     db.commit()
-    _, held_out = split_by_prompt(marker_rows(6), 0.34, 7)
-    held_ids = {r["prompt_id"] for r in held_out}
-    expected = sum(agreement[p] for p in held_ids) / len(held_ids)
     page = admin.get(f"/admin/runs/{run.id}").text
     ceiling = page[page.index('id="human-ceiling"'):]
-    assert "62.5 %" in ceiling and f"{len(held_ids)} held-out prompts" in ceiling
-    assert f"{100 * expected:.1f} %" in ceiling and "80.0 %" in ceiling  # manifest's figure
+    assert "62.5 %" in ceiling and "3 held-out prompts" in ceiling
+    assert "33.3 %" in ceiling and "3 judged prompts" in ceiling  # 1 of 3 held-out agree
+    assert "95 % interval [" in ceiling
+    assert "80.0 %" in ceiling  # the manifest's project figure at export time

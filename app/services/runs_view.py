@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export, Prompt, RunMetric, TrainingRun
+from app.db.models import Export, RunMetric, TrainingRun
 from app.domain.errors import NotFound
+from app.services import agreement
 from app.settings import Settings
 from training.worker import RunPaths
 
@@ -103,8 +104,8 @@ def _held_out_prompt_ids(folder: Path, config: dict[str, Any]) -> set[str]:
 
 
 def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dict[str, Any] | None:
-    """A reward model's held-out accuracy beside the labelers' pairwise agreement on the same
-    held-out prompts (mean of ``prompts.agreement``) and over the whole export's project."""
+    """A reward model's held-out accuracy beside the labelers' pairwise agreement (SPEC §6,
+    with its bootstrap 95% interval) on the same held-out prompts: the human ceiling."""
     if run.kind != "reward" or run.export_id is None:
         return None
     export = session.get(Export, run.export_id)
@@ -112,15 +113,15 @@ def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dic
     if export is None or not (folder / "pairs.jsonl").is_file():
         return None
     held_out = _held_out_prompt_ids(folder, run.config)
-    stmt = select(func.avg(Prompt.agreement), func.count(Prompt.id)).where(
-        Prompt.project_id == export.project_id, Prompt.external_id.in_(held_out),
-        Prompt.agreement.is_not(None))
-    mean, counted = session.execute(stmt).one()
-    project_agreement = (export.manifest.get("agreement") or {}).get("pairwise_agreement")
+    records = [r for r in agreement.load_records(session, export.project_id)
+               if r.prompt_id in held_out]
+    figures = agreement.project_summary(agreement.outcome_table(records)) if records else {}
     return {
         "model_accuracy": final_value(session, run.id, ACCURACY_KEYS),
         "held_out_prompts": len(held_out),
-        "human_agreement": float(mean) if mean is not None else None,
-        "human_prompts": int(counted),
-        "project_pairwise_agreement": project_agreement,
+        "human_agreement": figures.get("pairwise_agreement"),
+        "human_agreement_ci": (figures.get("ci95") or {}).get("pairwise_agreement"),
+        "human_prompts": (figures.get("counts") or {}).get("prompts", 0),
+        "project_pairwise_agreement": (export.manifest.get("agreement") or {}).get(
+            "pairwise_agreement"),
     }
