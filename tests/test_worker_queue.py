@@ -115,10 +115,13 @@ def test_lease_upserts_metrics_and_loses_its_writes_once_replaced(queue_engine):
     lease.on_log(1, {"loss": 0.7}, None)
     lease.on_log(1, {"eval_accuracy": 0.5, "loss": 0.6}, None)  # a second log at one step
     lease.on_log(2, {"loss": float("nan")}, [{"prompt": "p", "completion": "<b>c</b>"}])
+    lease.on_log(2, {"eval_loss": 0.5}, None)  # no samples this time: the earlier ones stay
     with Session(queue_engine) as session:
         rows = session.scalars(select(RunMetric).order_by(RunMetric.step)).all()
         assert [(m.step, m.values) for m in rows] == [
-            (1, {"loss": 0.6, "eval_accuracy": 0.5}), (2, {"loss": None})]
+            (1, {"loss": 0.6, "eval_accuracy": 0.5}), (2, {"loss": None, "eval_loss": 0.5})]
+        no_samples = select(func.count()).where(RunMetric.samples.is_(None))
+        assert session.scalar(no_samples) == 1  # step 1: SQL NULL, not JSON null
         assert rows[1].samples == [{"prompt": "p", "completion": "<b>c</b>"}]
     assert lease.should_stop() is False
 

@@ -44,7 +44,7 @@ from training.runtime import Callbacks
 log = logging.getLogger("training.worker")
 
 metadata = sa.MetaData()
-_TS, _ID = sa.DateTime(timezone=True), sa.BigInteger
+_TS, _ID, _JSON = sa.DateTime(timezone=True), sa.BigInteger, JSONB(none_as_null=True)
 
 
 def _table(name: str, **columns: Any) -> sa.Table:
@@ -54,11 +54,11 @@ def _table(name: str, **columns: Any) -> sa.Table:
 
 
 training_runs = _table(
-    "training_runs", kind=sa.String, status=sa.String, config=JSONB, export_id=_ID,
+    "training_runs", kind=sa.String, status=sa.String, config=_JSON, export_id=_ID,
     base_model=sa.String, parent_run_id=_ID, worker=sa.String, heartbeat_at=_TS,
     attempts=sa.Integer, max_attempts=sa.Integer, cancel_requested=sa.Boolean, created_at=_TS,
     started_at=_TS, finished_at=_TS, error=sa.Text, log_tail=sa.Text, artifact_uri=sa.String)
-run_metrics = _table("run_metrics", run_id=_ID, step=sa.Integer, values=JSONB, samples=JSONB)
+run_metrics = _table("run_metrics", run_id=_ID, step=sa.Integer, values=_JSON, samples=_JSON)
 
 KINDS = ("reward", "dpo", "ppo", "generate")
 LOG_TAIL_LINES = 200
@@ -267,8 +267,8 @@ class Lease(Callbacks):
         """Upsert one logging step (merging values logged twice at the same step)."""
         owned = sa.exists().where(_owned(self.run))
         source = sa.select(sa.literal(self.run.id, sa.BigInteger), sa.literal(step, sa.Integer),
-                           sa.literal(_json_safe(values), JSONB),
-                           sa.literal(_json_safe(samples), JSONB)).where(owned)
+                           sa.literal(_json_safe(values), _JSON),
+                           sa.literal(_json_safe(samples), _JSON)).where(owned)
         stmt = pg_insert(run_metrics).from_select(["run_id", "step", "values", "samples"], source)
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "step"],
