@@ -42,6 +42,9 @@ def test_start_form_queues_a_run_and_lists_problems_in_place(admin, db, settings
     export = make_export(db, settings)
     page = admin.get("/admin/runs")
     assert page.status_code == 200 and f'value="{export.id}"' in page.text
+    linked = admin.get(f"/admin/runs?kind=dpo&export_id={export.id}").text
+    assert f'<option value="{export.id}" selected>' in linked
+    assert '<option value="dpo" selected>' in linked
     token = csrf_of(page.text)
 
     bad_json = admin.post("/admin/runs", data={**form(export.id, config="{max_steps: 3"),

@@ -58,8 +58,9 @@ def runs_page(request: Request, db: SessionDep, user: AdminUser,
     ctx = _list_context(db, user)
     if fragment == "table":
         return render(request, "admin/runs.html", ctx, block="runs_table")
-    form = {"kind": request.query_params.get("kind", "reward"),
-            "parent_run_id": request.query_params.get("parent_run_id", "")}
+    query = request.query_params  # links from other pages preselect kind, export, parent
+    form = {"kind": query.get("kind", "reward"), "export_id": query.get("export_id", ""),
+            "parent_run_id": query.get("parent_run_id", "")}
     return render(request, "admin/runs.html", {**ctx, **_choices(db), "form": form,
                                                "errors": []})
 
