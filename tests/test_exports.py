@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project
 from app.domain.pairs import pair_lines
-from app.services import exports, importing, projects
+from app.services import agreement, exports, importing, projects
 
 
 def ranking(*tiers: str) -> list[list[str]]:
@@ -145,9 +145,18 @@ def test_manifest_agreement_is_the_project_figures(client, db, admin_headers):
     manifest = create(client, admin_headers, project.id).json()["manifest"]
     figures = client.get(f"/api/v1/projects/{project.id}/agreement", headers=admin_headers).json()
     for name in ("alpha_nominal", "alpha_interval", "pairwise_agreement", "mean_kendall_w",
-                 "ci95", "counts"):
+                 "counts"):
         assert manifest["agreement"][name] == figures[name], name
     assert manifest["agreement"]["counts"]["judgments"] == 9
+    assert "ci95" not in manifest["agreement"]
+
+
+def test_manifest_figures_do_not_depend_on_the_chunk_size(db, settings, monkeypatch):
+    project = seed_project(db, SMALL)
+    whole = exports.create_export(db, settings, project).manifest["agreement"]
+    monkeypatch.setattr(agreement, "CHUNK_PROMPTS", 1)
+    chunked = exports.create_export(db, settings, project).manifest["agreement"]
+    assert chunked == whole and whole["pairwise_agreement"] is not None
 
 
 def test_downloads_stream_the_files(client, db, admin_headers, settings):

@@ -5,7 +5,8 @@ One use case serves the API and the CLI. The pairs are streamed: prompts come in
 order through a server-side cursor (:mod:`app.services.export_stream`, one statement,
 so one snapshot), each becomes canonical JSON lines (``app.domain.pairs.pair_lines``)
 written and hashed on the fly. The agreement figures of the manifest are computed from
-the same stream, so they describe exactly the judgments the pairs came from.
+the same stream (in constant memory, without bootstrap intervals), so they describe
+exactly the judgments the pairs came from.
 
 Atomicity: the files are written into a temporary folder beside the final one, which
 is renamed to ``<id>`` before the row is committed; if anything fails, the row is
@@ -32,9 +33,8 @@ from sqlalchemy.orm import Session
 from app.db.models import Export, Project, User
 from app.domain.errors import NotFound
 from app.domain.export_filters import ExportFilters
-from app.domain.outcomes import JudgmentRecord
 from app.domain.pairs import CONSENSUS, PromptData, manifest_method_description, pair_lines
-from app.services.agreement import outcome_table, project_summary, records_of_prompt
+from app.services.agreement import FigureAccumulator
 from app.services.export_stream import iter_prompts
 from app.settings import Settings
 
@@ -45,18 +45,22 @@ EXPORT_FILES = (PAIRS_FILE, MANIFEST_FILE)
 COUNTS_DEFINITION = (
     "prompts and judgments (after exclude_labelers) that gave at least one row; pairs = rows"
 )
+AGREEMENT_DEFINITION = (
+    "SPEC §6 project figures over every judgment of the project at export time (filters do "
+    "not apply); bootstrap intervals: GET /api/v1/projects/{id}/agreement"
+)
 WRITE_BUFFER = 1 << 20
 
 
 @dataclass
 class PairsWritten:
-    """What streaming the pairs produced: counts, digest, and the judgments seen."""
+    """What streaming the pairs produced: counts, digest, and the project's figures."""
 
     prompts: int = 0
     judgments: int = 0
     pairs: int = 0
     sha256: str = ""
-    records: list[JudgmentRecord] = field(default_factory=list)
+    agreement: FigureAccumulator = field(default_factory=FigureAccumulator)
 
 
 def write_pairs(
@@ -68,7 +72,7 @@ def write_pairs(
     excluded = set(filters.exclude_labelers)
     with path.open("wb", buffering=WRITE_BUFFER) as out:
         for prompt in prompts:
-            written.records.extend(records_of_prompt(prompt))
+            written.agreement.add(prompt)
             lines = pair_lines(prompt, strategy, filters)
             if not lines:
                 continue
@@ -100,9 +104,13 @@ def build_manifest(
             "judgments": written.judgments,
             "pairs": written.pairs,
         },
-        "agreement": project_summary(outcome_table(written.records)),
+        "agreement": written.agreement.summary(),
         "sha256": written.sha256,
-        "method": {**method, "counts": COUNTS_DEFINITION},
+        "method": {
+            **method,
+            "counts": COUNTS_DEFINITION,
+            "project_agreement": AGREEMENT_DEFINITION,
+        },
     }
 
 
