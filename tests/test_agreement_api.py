@@ -185,6 +185,14 @@ def test_cli_export_bad_filter_names_it(committed_db, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_export_out_must_be_a_folder(committed_db, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["export", "hand", "--out", str(target)])
+    assert result.exit_code == 1
+    assert "--out must be a folder" in result.output
+
+
 def test_every_labeler_pair_is_symmetric(client, db, admin_headers):
     project = seed_project(db, hand_project())
     per_labeler = get_agreement(client, admin_headers, project.id)["per_labeler"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import time
 from typing import Any
 
 import pytest
@@ -297,6 +299,20 @@ def test_failed_export_leaves_no_row_and_no_files(client, db, admin_headers, set
         exports.create_export(db, settings, project)
     assert db.scalar(select(func.count()).select_from(Export)) == 0
     assert list(settings.exports_dir.iterdir()) == []
+
+
+def test_stale_staging_folders_are_removed(db, settings):
+    project = seed_project(db, SMALL)
+    settings.exports_dir.mkdir(parents=True)
+    stale = settings.exports_dir / ".tmp-export-crashed"
+    fresh = settings.exports_dir / ".tmp-export-running"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "pairs.jsonl").write_text("{}\n")
+    day_ago = time.time() - 25 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    exports.create_export(db, settings, project)
+    assert not stale.exists() and fresh.exists()
 
 
 def test_failed_commit_removes_the_placed_folder(db, settings, monkeypatch):

@@ -15,7 +15,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.cli.runtime import domain_errors, load_settings, open_db
+from app.cli.runtime import domain_errors, fail, load_settings, open_db
 
 PROJECT_HELP = "The project, by name or id."
 
@@ -56,6 +56,8 @@ def export(
     """Export a project's preference pairs (SPEC §5) into --out, as the API does."""
     from app.services import exports
 
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out must be a folder; {out} is a file")
     filters = {
         "min_judgments": min_judgments,
         "min_agreement": min_agreement,

@@ -16,11 +16,13 @@ rolled back and the folder removed. Same data and settings give byte-identical
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +52,8 @@ AGREEMENT_DEFINITION = (
     "not apply); bootstrap intervals: GET /api/v1/projects/{id}/agreement"
 )
 WRITE_BUFFER = 1 << 20
+STAGING_PREFIX = ".tmp-export-"
+STALE_STAGING_S = 24 * 3600
 
 
 @dataclass
@@ -135,6 +139,15 @@ def _fill_folder(
     return manifest
 
 
+def remove_stale_staging(root: Path, older_than_s: float = STALE_STAGING_S) -> None:
+    """Remove staging folders left by exports that were killed mid-way (a day old)."""
+    limit = time.time() - older_than_s
+    for folder in root.glob(f"{STAGING_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mtime < limit:
+                shutil.rmtree(folder)
+
+
 def create_export(
     session: Session,
     settings: Settings,
@@ -153,6 +166,7 @@ def create_export(
     parsed = ExportFilters.from_dict(filters)
     root = settings.exports_dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(root)
     export = Export(
         project_id=project.id,
         strategy=strategy,
@@ -164,7 +178,7 @@ def create_export(
     )
     session.add(export)
     session.flush()
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     final = root / str(export.id)
     placed = False
     try:
