@@ -6,10 +6,12 @@ around a hidden true order so labelers mostly agree), then times
 * ``load_records`` + project figures + CIs + per-labeler figures (the agreement API),
 * ``create_export`` (consensus strategy), with the peak resident memory it added.
 
-The project is deleted afterwards. Usage::
+Wall and CPU time are printed: on a busy machine the CPU time is the fairer number.
+The project is deleted afterwards. Usage (the second run writes about 1M pairs)::
 
     python -m bench.export_db_bench --url postgresql+psycopg://postgres@127.0.0.1/test \
         --prompts 100000 --completions 3 --judgments 3
+    python -m bench.export_db_bench --url ... --prompts 170000 --completions 4 --skip-agreement
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ def _seed(session: Session, project: Project, n: int, k: int, j: int, labelers: 
     }
     for sql in SEED_SQL:
         session.execute(text(sql), params)
-    session.commit()
     session.execute(text("ANALYZE prompts, completions, judgments, users"))
+    session.commit()
 
 
 def _timed(label: str, func: Callable[[], Any]) -> Any:
