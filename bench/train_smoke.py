@@ -94,7 +94,7 @@ def _mean(metrics: list[dict[str, Any]], key: str) -> float:
     return sum(values) / max(len(values), 1)
 
 
-def plain_trl_dpo(export: Path, model: str, tmp: Path, steps: int, batch: int,
+def plain_trl_dpo(export: Path, model: str, tmp: Path, steps: int, batch: int, length: int,
                   bf16: bool) -> dict[str, Any]:
     """The same DPO steps written the way TRL's docs show, for the throughput ratio."""
     import torch
@@ -111,7 +111,7 @@ def plain_trl_dpo(export: Path, model: str, tmp: Path, steps: int, batch: int,
     args = DPOConfig(output_dir=str(tmp / "plain"), max_steps=steps,
                      per_device_train_batch_size=batch, learning_rate=5e-5, logging_steps=1,
                      bf16=bf16, gradient_checkpointing=False, report_to="none",
-                     save_strategy="no", max_length=512, disable_tqdm=True)
+                     save_strategy="no", max_length=length, disable_tqdm=True)
     trainer = DPOTrainer(model=policy, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                                 task_type="CAUSAL_LM"))
@@ -132,21 +132,21 @@ def main() -> None:
 
     if not args.cpu and not torch.cuda.is_available():
         sys.exit("no CUDA device: use --cpu for the smoke run")
-    steps, batch = (2, 2) if args.cpu else (30, 8)
+    steps, batch, length = (2, 2, 128) if args.cpu else (30, 8, 512)
     common = {"precision": "fp32" if args.cpu else "bf16", "lora_r": 16, "lora_alpha": 32,
               "max_steps": steps, "logging_steps": 1}
-    train = {**common, "per_device_batch_size": batch, "max_length": 512, "eval_fraction": 0.1,
+    train = {**common, "per_device_batch_size": batch, "max_length": length, "eval_fraction": 0.1,
              "learning_rate": 5e-5}
     ppo = {**common, "rollout_batch_size": batch, "mini_batch_size": batch // 2,
-           "ppo_epochs": 2, "max_new_tokens": 16 if args.cpu else 64, "sample_every": 0}
+           "ppo_epochs": 2, "max_new_tokens": 8 if args.cpu else 64, "sample_every": 0}
     results = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        export = synthetic_export(tmp / "export", n_prompts=48 if args.cpu else 480)
+        export = synthetic_export(tmp / "export", n_prompts=20 if args.cpu else 480)
         reward = run_kind("reward", export, args.model, tmp, train)
         results += [reward, run_kind("dpo", export, args.model, tmp, train),
                     run_kind("ppo", export, args.model, tmp, ppo, reward=reward["out"]),
-                    plain_trl_dpo(export, args.model, tmp, steps, batch, not args.cpu)]
+                    plain_trl_dpo(export, args.model, tmp, steps, batch, length, not args.cpu)]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     print(f"\ndevice: {device}")
     print(f"{'kind':<18}{'steps':>6}{'wall s':>9}{'tokens/s':>11}{'peak GPU GB':>13}")
