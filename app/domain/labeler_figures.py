@@ -136,7 +136,7 @@ def _medians(table: OutcomeTable) -> list[float | None]:
     order = np.lexsort((seconds, labeler))
     labeler, seconds = labeler[order], seconds[order]
     counts = np.bincount(labeler, minlength=len(table.labelers))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    starts = np.cumsum(counts) - counts  # empty when there are no labelers
     return [
         float((seconds[s + (c - 1) // 2] + seconds[s + c // 2]) / 2) if c else None
         for s, c in zip(starts, counts, strict=True)

@@ -157,8 +157,7 @@ def agreement_report(session: Session, project: Project) -> dict[str, Any]:
     """Everything ``GET /api/v1/projects/{id}/agreement`` answers (SPEC §6)."""
     table = outcome_table(load_records(session, project.id))
     report = {"project_id": project.id, **project_summary(table)}
-    # labeler_figures fails on a table without labelers (domain bug reported to the lead)
-    report["per_labeler"] = _rounded(labeler_figures(table)) if table.labelers else []
+    report["per_labeler"] = _rounded(labeler_figures(table))
     report["method"] = {
         "units": "(prompt, unordered completion pair); values +1, 0, -1",
         "ci": f"{CI_LEVEL:.0%} percentile bootstrap over prompts, "

@@ -206,3 +206,7 @@ def test_kappa_needs_enough_shared_prompts(shared: int) -> None:
         assert rows["x"]["kappa"] == {"y": pytest.approx(expected)}
         assert rows["y"]["kappa"] == {"x": pytest.approx(expected)}
     assert rows["z"]["kappa"] == {}
+
+
+def test_labeler_figures_of_an_empty_project_is_an_empty_list() -> None:
+    assert labeler_figures(OutcomeTable.from_records([])) == []
