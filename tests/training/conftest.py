@@ -11,64 +11,19 @@ from typing import Any
 
 import pytest
 
+from training.tiny import MARKER, WORDS, build_tiny_causal_lm, make_tokenizer
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[2]
 SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
-WORDS = [
-    "apple", "banana", "cherry", "river", "stone", "cloud", "green", "blue", "red", "fast",
-    "slow", "happy", "sad", "tree", "house", "dog", "cat", "bird", "fish", "water", "fire",
-    "wind", "rain", "sun", "moon", "star", "road", "city", "hill", "lake", "boat", "book",
-    "song", "game", "door", "lamp", "milk", "bread", "salt", "rice", "corn", "tea",
-]
-MARKER = "excellent"
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
-)
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "[CLS]", "[SEP]"]
-VOCAB_WORDS = [*WORDS, MARKER, "user", "assistant", "system", "tell", "me", "about", "?", ".", ","]
-
-
-def make_tokenizer(bert: bool = False):
-    """A WordLevel tokenizer over a fixed vocabulary (no training needed), with a chat template
-    (causal) or [CLS]/[SEP] post-processing (BERT-like, no EOS)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + VOCAB_WORDS)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    if bert:
-        core.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]),
-                                                     ("[SEP]", vocab["[SEP]"])])
-        return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
-                                       pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
-                                        bos_token="<s>", eos_token="<|im_end|>",
-                                        additional_special_tokens=["<|im_start|>"])
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
 
 
 def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = make_tokenizer()
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=256, tie_word_embeddings=False,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    """The tiny Llama of ``training.tiny`` (fixed vocabulary), in ``folder``."""
+    return build_tiny_causal_lm(folder, seed)
 
 
 def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
