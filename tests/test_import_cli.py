@@ -31,9 +31,12 @@ def run(*args: str):
     return CliRunner().invoke(cli_app, list(args))
 
 
-def prompt_count(session: Session) -> int:
+def prompt_count(session: Session, project_id: int | None = None) -> int:
     session.rollback()
-    return session.scalar(select(func.count()).select_from(Prompt))
+    stmt = select(func.count()).select_from(Prompt)
+    if project_id is not None:
+        stmt = stmt.where(Prompt.project_id == project_id)
+    return session.scalar(stmt)
 
 
 def test_import_by_name_and_id_then_again(fresh, tmp_path):
@@ -91,9 +94,9 @@ def test_demo_seeds_users_project_and_prompts_idempotently(fresh):
         ProjectMember.project_id == project.id)).all()
     assert sorted(members) == ["alice", "bob"]
     lines = [line for line in DEMO_PROMPTS.read_text().splitlines() if line.strip()]
-    assert prompt_count(fresh) == len(lines) >= 24
+    assert prompt_count(fresh, project.id) == len(lines) >= 24
     assert login(fresh, "alice", "alice-demo-pass", "test", LoginPolicy()).role == "labeler"
     assert login(fresh, "admin", "admin-demo-pass", "test", LoginPolicy()).role == "admin"
     again = run("demo", "--no-serve")
     assert again.exit_code == 0 and "password unchanged" in again.output
-    assert prompt_count(fresh) == len(lines)
+    assert prompt_count(fresh, project.id) == len(lines)

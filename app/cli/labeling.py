@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 import typer
 
@@ -54,14 +58,78 @@ def _login_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}/login"
 
 
+TINY_MODEL = Path("models") / "tiny-llama"
+TRAIN_MODULES = ("torch", "transformers", "trl", "peft", "tokenizers")
+
+
+def _train_extra_missing() -> list[str]:
+    import importlib.util
+
+    return [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
+
+
+def _build_tiny_model(settings: Settings) -> Path | None:
+    """The demo's offline base model, DATA_DIR/models/tiny-llama (built once), or None
+    when the ``train`` extra is not installed."""
+    missing = _train_extra_missing()
+    if missing:
+        typer.echo(
+            f"Training: not available ({', '.join(missing)} missing). Install the extra with "
+            "`pip install -e '.[train]'` (or `make demo`) and run `prefloop demo` again."
+        )
+        return None
+    from app.services.demo import demo_texts
+    from training.tiny import build_tiny_causal_lm
+
+    folder = (settings.data_dir / TINY_MODEL).resolve()
+    if not (folder / "config.json").is_file():
+        typer.echo(f"Building the tiny demo model in {folder} …")
+    return build_tiny_causal_lm(folder, texts=demo_texts())
+
+
+def _start_worker(settings: Settings, url: str) -> subprocess.Popen[bytes]:
+    """One ``prefloop worker`` in a child process, on the same database and DATA_DIR."""
+    env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(settings.data_dir.resolve())}
+    command = [sys.executable, "-c", "from app.cli import main; main()", "worker",
+               "--name", "demo-worker", "--poll-seconds", "2"]
+    return subprocess.Popen(command, env=env)
+
+
+def _stop_worker(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()  # SIGTERM: the worker stops cleanly (a run is queued again)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _training_hint(settings: Settings, export_id: int | None, model: Path | None) -> None:
+    if export_id is None or model is None:
+        return
+    base = _login_url(settings).removesuffix("/login")
+    query = urlencode({"kind": "reward", "export_id": export_id, "base_model": str(model),
+                       "preset": "tiny-cpu"})
+    typer.echo(
+        f"Training: log in as admin, open /admin/runs, start a 'reward' run on export "
+        f"#{export_id} with base model {model} and preset tiny-cpu"
+    )
+    typer.echo(f"  (pre-filled: {base}/admin/runs?{query})")
+
+
 @domain_errors
 def demo(
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve after seeding (default), or stop.")
     ] = True,
+    worker: Annotated[
+        bool,
+        typer.Option("--worker/--no-worker", help="Run one training worker while serving."),
+    ] = True,
 ) -> None:
-    """Seed a demo project (real prompts), an admin and two labelers; print the logins;
-    serve."""
+    """Seed a demo project (real prompts), an admin and two labelers, a reviewed project with
+    its export and a tiny offline model; print the logins; serve with a training worker."""
     from app.cli.core import run_server
     from app.db import migrate
     from app.db.engine import make_engine, make_sessionmaker
@@ -73,20 +141,32 @@ def demo(
         try:
             migrate.upgrade(engine)
             with make_sessionmaker(engine)() as session:
-                seed = seed_demo(session)
+                seed = seed_demo(session, settings=settings)
         finally:
             engine.dispose()
         typer.echo(
             f"Demo project #{seed.project_id}: imported {seed.imported} prompts, "
             f"skipped {seed.skipped} already there."
         )
+        typer.echo(
+            f"Reviewed project #{seed.reviewed_project_id} (two reviewers' judgments): "
+            f"export #{seed.export_id} holds {seed.export_pairs} pairs."
+        )
+        model = _build_tiny_model(settings)
         typer.echo(f"Open {_login_url(settings)} and log in as:")
         for login in seed.logins:
             password = login.password or "(existing user: password unchanged)"
             typer.echo(f"  {login.username:<6} {login.role:<8} {password}")
         typer.echo("WARNING: these are demo credentials; never use them on a server others reach.")
-        if serve:
+        _training_hint(settings, seed.export_id, model)
+        if not serve:
+            return
+        process = _start_worker(settings, url) if worker and model is not None else None
+        try:
             run_server(settings, url)
+        finally:
+            if process is not None:
+                _stop_worker(process)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,6 @@
-"""``prefloop demo``: an admin, two labelers and a demo project with real prompts.
+"""``prefloop demo``: an admin, two labelers and a demo project with real prompts, plus a
+second project with the same prompts already ranked by two external reviewers and an export
+of it, ready for a training run.
 
 Idempotent: users and the project are created when missing and left alone when present
 (an existing user keeps their password: the demo never resets a real account), and the
@@ -8,17 +10,24 @@ interrupted half-way is completed by running it again.
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Project, User
-from app.services import importing, projects, users
+from app.db.models import Export, Project, User
+from app.services import exports, importing, projects, users
+from app.settings import Settings
 
 DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "demo" / "prompts.jsonl"
+DEMO_REVIEWS = Path(__file__).resolve().parents[1] / "demo" / "reviews.json"
 PROJECT_NAME = "Demo: assistant replies"
+REVIEWED_PROJECT_NAME = "Demo: reviewed replies (ready to train)"
+REVIEWERS = ("ext:reviewer-1", "ext:reviewer-2")
 DEMO_USERS = (
     ("admin", "admin", "admin-demo-pass"),
     ("alice", "labeler", "alice-demo-pass"),
@@ -50,6 +59,10 @@ class DemoSeed:
     logins: list[DemoLogin]
     imported: int
     skipped: int
+    reviewed_project_id: int | None = None
+    export_id: int | None = None
+    """The export of the reviewed project (consensus), ready for a training run."""
+    export_pairs: int = 0
 
 
 def _ensure_user(session: Session, username: str, role: str, password: str) -> DemoLogin:
@@ -59,21 +72,91 @@ def _ensure_user(session: Session, username: str, role: str, password: str) -> D
     return DemoLogin(username, role, password)
 
 
-def _ensure_project(session: Session) -> Project:
-    project = session.scalar(select(Project).where(Project.name == PROJECT_NAME))
+def _ensure_project(
+    session: Session,
+    name: str = PROJECT_NAME,
+    description: str = "Real questions with replies of mixed quality: rank them.",
+) -> Project:
+    project = session.scalar(select(Project).where(Project.name == name))
     if project is not None:
         return project
     return projects.create_project(
         session,
-        PROJECT_NAME,
+        name,
         {"labels_per_prompt": 2, "guidelines": GUIDELINES},
-        description="Real questions with replies of mixed quality: rank them.",
+        description=description,
         status="active",
     )
 
 
-def seed_demo(session: Session, prompts_file: Path = DEMO_PROMPTS) -> DemoSeed:
-    """Create (when missing) the demo users and project, and import the demo prompts."""
+def reviewed_rows(
+    prompts_file: Path = DEMO_PROMPTS, reviews_file: Path = DEMO_REVIEWS
+) -> list[dict[str, Any]]:
+    """The demo prompts, each with the judgments of the two reviewers (``reviews.json``:
+    two rankings per prompt id, best tier first)."""
+    reviews = json.loads(reviews_file.read_text(encoding="utf-8"))
+    rows = []
+    for line in prompts_file.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        rankings = reviews[row["id"]]
+        row["judgments"] = [
+            {"labeler": reviewer, "ranking": ranking}
+            for reviewer, ranking in zip(REVIEWERS, rankings, strict=True)
+        ]
+        rows.append(row)
+    return rows
+
+
+def demo_texts(prompts_file: Path = DEMO_PROMPTS) -> list[str]:
+    """Every prompt message and completion of the demo (the tiny model's vocabulary)."""
+    texts = []
+    for line in prompts_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            prompt = row["prompt"]
+            messages = [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt]
+            texts.extend(messages + [c["text"] for c in row["completions"]])
+    return texts
+
+
+def _seed_reviewed(
+    session: Session, settings: Settings, prompts_file: Path, reviews_file: Path
+) -> tuple[int, Export]:
+    """The reviewed project (prompts + reviewers' judgments) and its consensus export,
+    each created when missing."""
+    project = _ensure_project(
+        session,
+        REVIEWED_PROJECT_NAME,
+        "The demo prompts, already ranked by two reviewers: export them and train.",
+    )
+    body = "".join(
+        json.dumps(row, ensure_ascii=False) + "\n"
+        for row in reviewed_rows(prompts_file, reviews_file)
+    )
+    importing.import_file(session, project, io.BytesIO(body.encode("utf-8")))
+    export = session.scalar(
+        select(Export)
+        .where(Export.project_id == project.id, Export.strategy == "consensus")
+        .order_by(Export.id.desc())
+        .limit(1)
+    )
+    if export is None or not (Path(export.path) / exports.MANIFEST_FILE).is_file():
+        export = exports.create_export(session, settings, project, "consensus")
+    return project.id, export
+
+
+def seed_demo(
+    session: Session,
+    prompts_file: Path = DEMO_PROMPTS,
+    settings: Settings | None = None,
+    reviews_file: Path = DEMO_REVIEWS,
+) -> DemoSeed:
+    """Create (when missing) the demo users and project, and import the demo prompts.
+
+    With ``settings`` (for ``DATA_DIR``), also the reviewed project and its export.
+    """
     logins = [_ensure_user(session, *spec) for spec in DEMO_USERS]
     project = _ensure_project(session)
     for login in logins:
@@ -81,4 +164,10 @@ def seed_demo(session: Session, prompts_file: Path = DEMO_PROMPTS) -> DemoSeed:
             projects.add_member(session, project, login.username)
     with prompts_file.open("rb") as stream:
         result = importing.import_file(session, project, stream)
-    return DemoSeed(project.id, logins, result.imported, result.skipped)
+    seed = DemoSeed(project.id, logins, result.imported, result.skipped)
+    if settings is None:
+        return seed
+    reviewed_id, export = _seed_reviewed(session, settings, prompts_file, reviews_file)
+    pairs = int(export.manifest.get("counts", {}).get("pairs", 0))
+    return DemoSeed(project.id, logins, result.imported, result.skipped,
+                    reviewed_id, export.id, pairs)

@@ -58,9 +58,10 @@ def runs_page(request: Request, db: SessionDep, user: AdminUser,
     ctx = _list_context(db, user)
     if fragment == "table":
         return render(request, "admin/runs.html", ctx, block="runs_table")
-    query = request.query_params  # links from other pages preselect kind, export, parent
+    query = request.query_params  # links (other pages, the demo) preselect the form's fields
     form = {"kind": query.get("kind", "reward"), "export_id": query.get("export_id", ""),
-            "parent_run_id": query.get("parent_run_id", "")}
+            "parent_run_id": query.get("parent_run_id", ""),
+            "base_model": query.get("base_model", ""), "preset": query.get("preset", "")}
     return render(request, "admin/runs.html", {**ctx, **_choices(db), "form": form,
                                                "errors": []})
 
