@@ -161,7 +161,12 @@ def demo(
         _training_hint(settings, seed.export_id, model)
         if not serve:
             return
-        process = _start_worker(settings, url) if worker and model is not None else None
+        process = None
+        if worker and model is not None:
+            from app.db.embedded import install_sigterm_handler
+
+            install_sigterm_handler()  # SIGTERM ends uvicorn, then runs the finally below
+            process = _start_worker(settings, url)
         try:
             run_server(settings, url)
         finally:
