@@ -34,12 +34,27 @@ SEPARATOR = "\n\nAssistant:"
 # The settings measured (training/README.md, "Benchmark"): the end of each conversation
 # (128 tokens, left-truncated), LoRA on the top layers only so that the backward pass stays short.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "minilm": {"num_train_epochs": 1.0, "per_device_batch_size": 16, "learning_rate": 2e-3,
-               "lora_r": 16, "lora_alpha": 32, "max_length": 128, "lora_layers": 2,
-               "modules_to_save": ["pooler"], "logging_steps": 20},
-    "smollm2": {"max_steps": 60, "per_device_batch_size": 8, "learning_rate": 5e-4,
-                "lora_r": 16, "lora_alpha": 32, "max_length": 128, "lora_layers": 8,
-                "logging_steps": 10},
+    "minilm": {
+        "num_train_epochs": 1.0,
+        "per_device_batch_size": 16,
+        "learning_rate": 2e-3,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "max_length": 128,
+        "lora_layers": 2,
+        "modules_to_save": ["pooler"],
+        "logging_steps": 20,
+    },
+    "smollm2": {
+        "max_steps": 60,
+        "per_device_batch_size": 8,
+        "learning_rate": 5e-4,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "max_length": 128,
+        "lora_layers": 8,
+        "logging_steps": 10,
+    },
 }
 COMMON = {"eval_fraction": 0.2, "seed": 42, "precision": "fp32"}
 
@@ -55,11 +70,22 @@ def hh_rows(path: Path) -> list[dict[str, Any]]:
             if cut < len(SEPARATOR) or not pair["rejected"].startswith(prompt):
                 continue
             prompt_id = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:16]
-            rows.append({"prompt": prompt, "chosen": pair["chosen"][cut:],
-                         "rejected": pair["rejected"][cut:], "margin": 1.0,
-                         "prompt_id": prompt_id, "chosen_id": "a", "rejected_id": "b",
-                         "votes_for": 1, "votes_against": 0, "votes_tie": 0,
-                         "n_judgments": 1, "agreement": 1.0})
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "chosen": pair["chosen"][cut:],
+                    "rejected": pair["rejected"][cut:],
+                    "margin": 1.0,
+                    "prompt_id": prompt_id,
+                    "chosen_id": "a",
+                    "rejected_id": "b",
+                    "votes_for": 1,
+                    "votes_against": 0,
+                    "votes_tie": 0,
+                    "n_judgments": 1,
+                    "agreement": 1.0,
+                }
+            )
     return rows
 
 
@@ -67,9 +93,14 @@ def write_export(rows: list[dict[str, Any]], folder: Path) -> Path:
     body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode("utf-8")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.jsonl").write_bytes(body)
-    manifest = {"format_version": 1, "project": "hh-rlhf-harmless-base-test",
-                "strategy": "all", "filters": {}, "sha256": hashlib.sha256(body).hexdigest(),
-                "counts": {"prompts": len({r["prompt_id"] for r in rows}), "pairs": len(rows)}}
+    manifest = {
+        "format_version": 1,
+        "project": "hh-rlhf-harmless-base-test",
+        "strategy": "all",
+        "filters": {},
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "counts": {"prompts": len({r["prompt_id"] for r in rows}), "pairs": len(rows)},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
 
@@ -93,21 +124,37 @@ def run_one(backbone: str, models: Path, overrides: dict[str, Any]) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         export = write_export(hh_rows(DATA), Path(tmp) / "export")
         started = time.monotonic()
-        result = training.run("reward", data=export, model=str(models / BACKBONES[backbone]),
-                              out=Path(tmp) / "run", config=config)
+        result = training.run(
+            "reward",
+            data=export,
+            model=str(models / BACKBONES[backbone]),
+            out=Path(tmp) / "run",
+            config=config,
+        )
         minutes = (time.monotonic() - started) / 60
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    return {"backbone": backbone, "accuracy": result.metrics.get("eval_accuracy"),
-            "margin": result.metrics.get("eval_margin"), "steps": result.steps,
-            "minutes": round(minutes, 2), "peak_rss_gb": round(peak_gb, 2), "config": config}
+    return {
+        "backbone": backbone,
+        "accuracy": result.metrics.get("eval_accuracy"),
+        "margin": result.metrics.get("eval_margin"),
+        "steps": result.steps,
+        "minutes": round(minutes, 2),
+        "peak_rss_gb": round(peak_gb, 2),
+        "config": config,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", choices=[*BACKBONES, "all"], default="all")
     parser.add_argument("--models", type=Path, default=REPO / "models")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a reward config field (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a reward config field (repeatable)",
+    )
     args = parser.parse_args()
     if not DATA.is_file():
         sys.exit(f"missing {DATA} (the shared data folder beside the repo)")
@@ -117,13 +164,17 @@ def main() -> None:
             subprocess.run(cmd + [f"--set={s}" for s in args.set], check=True)
         return
     if not (args.models / BACKBONES[args.backbone]).is_dir():
-        sys.exit(f"missing {args.models / BACKBONES[args.backbone]}: "
-                 "run `python -m training.models --dest models`")
+        sys.exit(
+            f"missing {args.models / BACKBONES[args.backbone]}: "
+            "run `python -m training.models --dest models`"
+        )
     report = run_one(args.backbone, args.models, parse_sets(args.set))
     print("RESULT " + json.dumps(report))
-    print(f"{report['backbone']}: held-out accuracy {report['accuracy']:.3f}, margin "
-          f"{report['margin']:.3f}, {report['steps']} steps, {report['minutes']} min, "
-          f"peak RSS {report['peak_rss_gb']} GB")
+    print(
+        f"{report['backbone']}: held-out accuracy {report['accuracy']:.3f}, margin "
+        f"{report['margin']:.3f}, {report['steps']} steps, {report['minutes']} min, "
+        f"peak RSS {report['peak_rss_gb']} GB"
+    )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,15 @@ def _require(value: Any, name: str, kind: str) -> Any:
     return value
 
 
-def _ppo(data: Path | None, model: str, out: Path, config: RunConfig,
-         reward: Path | Callable | None, prompts: Path | None,
-         callbacks: Callbacks | None) -> RunResult:
+def _ppo(
+    data: Path | None,
+    model: str,
+    out: Path,
+    config: RunConfig,
+    reward: Path | Callable | None,
+    prompts: Path | None,
+    callbacks: Callbacks | None,
+) -> RunResult:
     from training.data import load_export, load_prompts, unique_prompts
     from training.ppo import train_ppo
 
@@ -53,10 +59,18 @@ def _ppo(data: Path | None, model: str, out: Path, config: RunConfig,
     return train_ppo(rows, model, Path(out), config, reward_source, callbacks, data=info)
 
 
-def run(kind: str, *, data: Path | None = None, model: str, out: Path,
-        config: dict[str, Any] | RunConfig | None = None,
-        reward: Path | Callable | None = None, prompts: Path | None = None,
-        callbacks: Callbacks | None = None, adapter: Path | None = None) -> RunResult:
+def run(
+    kind: str,
+    *,
+    data: Path | None = None,
+    model: str,
+    out: Path,
+    config: dict[str, Any] | RunConfig | None = None,
+    reward: Path | Callable | None = None,
+    prompts: Path | None = None,
+    callbacks: Callbacks | None = None,
+    adapter: Path | None = None,
+) -> RunResult:
     """Run one training (or generation) job; see the module docstring."""
     if kind not in CONFIG_CLASSES:
         raise ValueError(f"kind must be one of {sorted(CONFIG_CLASSES)}, got {kind!r}")
@@ -74,5 +88,11 @@ def run(kind: str, *, data: Path | None = None, model: str, out: Path,
         return _ppo(data, model, out, resolved, reward, prompts, callbacks)
     from training.generate import run_generate
 
-    return run_generate(model, Path(_require(prompts, "prompts", kind)), out, resolved,
-                        adapter=adapter, callbacks=callbacks)
+    return run_generate(
+        model,
+        Path(_require(prompts, "prompts", kind)),
+        out,
+        resolved,
+        adapter=adapter,
+        callbacks=callbacks,
+    )

@@ -22,16 +22,16 @@ from typing import Annotated, Any
 
 import typer
 
-train_app = typer.Typer(help="Train a reward model, DPO or PPO policy (LoRA) from an export.",
-                        no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train a reward model, DPO or PPO policy (LoRA) from an export.", no_args_is_help=True
+)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="export folder (manifest + pairs.jsonl)")]
 ModelOpt = Annotated[str, typer.Option("--model", help="base model: a local folder or hub id")]
 OutOpt = Annotated[Path, typer.Option("--out", help="run folder to write")]
 StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="stop after N steps")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML or JSON config file")]
-PresetOpt = Annotated[str | None, typer.Option("--preset",
-                                               help="tiny-cpu | small-gpu | 7b-24gb")]
+PresetOpt = Annotated[str | None, typer.Option("--preset", help="tiny-cpu | small-gpu | 7b-24gb")]
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -39,15 +39,22 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _train(kind: str, data: Path, model: str, out: Path, max_steps: int | None,
-           config: Path | None, preset: str | None, reward: Path | None = None) -> None:
+def _train(
+    kind: str,
+    data: Path,
+    model: str,
+    out: Path,
+    max_steps: int | None,
+    config: Path | None,
+    preset: str | None,
+    reward: Path | None = None,
+) -> None:
     import training
 
     overrides: dict[str, Any] = {} if max_steps is None else {"max_steps": max_steps}
     try:
         resolved = training.build_config(kind, preset=preset, file=config, overrides=overrides)
-        result = training.run(kind, data=data, model=model, out=out, config=resolved,
-                              reward=reward)
+        result = training.run(kind, data=data, model=model, out=out, config=resolved, reward=reward)
     except training.Cancelled as exc:
         _fail(str(exc))
     except ValueError as exc:
@@ -58,24 +65,41 @@ def _train(kind: str, data: Path, model: str, out: Path, max_steps: int | None,
 
 
 @train_app.command("reward")
-def reward_command(data: DataOpt, model: ModelOpt, out: OutOpt, max_steps: StepsOpt = None,
-                   config: ConfigOpt = None, preset: PresetOpt = None) -> None:
+def reward_command(
+    data: DataOpt,
+    model: ModelOpt,
+    out: OutOpt,
+    max_steps: StepsOpt = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+) -> None:
     """Train a reward model (Bradley–Terry, LoRA) on an export."""
     _train("reward", data, model, out, max_steps, config, preset)
 
 
 @train_app.command("dpo")
-def dpo_command(data: DataOpt, model: ModelOpt, out: OutOpt, max_steps: StepsOpt = None,
-                config: ConfigOpt = None, preset: PresetOpt = None) -> None:
+def dpo_command(
+    data: DataOpt,
+    model: ModelOpt,
+    out: OutOpt,
+    max_steps: StepsOpt = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+) -> None:
     """Train a policy with DPO (LoRA; the reference is the adapter-free base)."""
     _train("dpo", data, model, out, max_steps, config, preset)
 
 
 @train_app.command("ppo")
-def ppo_command(data: DataOpt, model: ModelOpt, out: OutOpt,
-                reward: Annotated[Path, typer.Option("--reward", help="reward run folder")],
-                max_steps: StepsOpt = None, config: ConfigOpt = None,
-                preset: PresetOpt = None) -> None:
+def ppo_command(
+    data: DataOpt,
+    model: ModelOpt,
+    out: OutOpt,
+    reward: Annotated[Path, typer.Option("--reward", help="reward run folder")],
+    max_steps: StepsOpt = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+) -> None:
     """Train a policy with PPO against a trained reward model, on the export's prompts."""
     _train("ppo", data, model, out, max_steps, config, preset, reward=reward)
 
@@ -84,23 +108,31 @@ def generate_command(
     model: ModelOpt,
     prompts: Annotated[Path, typer.Option("--prompts", help="JSONL of {id, prompt} rows")],
     out: Annotated[Path, typer.Option("--out", help="import JSONL to write")],
-    n: Annotated[int, typer.Option("-n", help="completions per prompt (per model with "
-                                              "--mix-base)")] = 3,
+    n: Annotated[
+        int, typer.Option("-n", help="completions per prompt (per model with --mix-base)")
+    ] = 3,
     adapter: Annotated[Path | None, typer.Option("--adapter", help="run or adapter folder")] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature")] = None,
-    mix_base: Annotated[bool, typer.Option("--mix-base", help="also sample n from the base "
-                                                               "model, shuffled together")] = False,
+    mix_base: Annotated[
+        bool,
+        typer.Option("--mix-base", help="also sample n from the base model, shuffled together"),
+    ] = False,
 ) -> None:
     """Sample completions into the import format (SPEC §3)."""
     from training.config import build_config
     from training.generate import generate_to_file
 
-    given = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature,
-             "mix_base": mix_base}
+    given = {
+        "n": n,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "mix_base": mix_base,
+    }
     try:
-        config = build_config("generate", overrides={k: v for k, v in given.items()
-                                                     if v is not None})
+        config = build_config(
+            "generate", overrides={k: v for k, v in given.items() if v is not None}
+        )
         count = generate_to_file(model, prompts, out, config, adapter=adapter)
     except ValueError as exc:
         _fail(str(exc), code=2)

@@ -20,9 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.presets import PRESETS
+
 Precision = Literal["auto", "fp32", "bf16"]
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero",
-                  "apo_down", "sigmoid_norm", "exo_pair", "nca_pair", "discopop")
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "apo_zero",
+    "apo_down",
+    "sigmoid_norm",
+    "exo_pair",
+    "nca_pair",
+    "discopop",
+)
 
 
 def _check_value(name: str, value: Any, hint: Any) -> Any:
@@ -197,14 +211,30 @@ class PPORunConfig(_LoraFields):
 
     def _validate(self) -> None:
         super()._validate()
-        for name in ("max_steps", "rollout_batch_size", "mini_batch_size", "ppo_epochs",
-                     "gradient_accumulation_steps", "max_prompt_length", "max_new_tokens",
-                     "value_lora_r", "reward_batch_size", "logging_steps", "kl_horizon"):
+        for name in (
+            "max_steps",
+            "rollout_batch_size",
+            "mini_batch_size",
+            "ppo_epochs",
+            "gradient_accumulation_steps",
+            "max_prompt_length",
+            "max_new_tokens",
+            "value_lora_r",
+            "reward_batch_size",
+            "logging_steps",
+            "kl_horizon",
+        ):
             _require(getattr(self, name) >= 1, name, "must be >= 1")
-        _require(self.rollout_batch_size % self.mini_batch_size == 0, "mini_batch_size",
-                 "must divide rollout_batch_size")
-        _require(self.mini_batch_size % self.gradient_accumulation_steps == 0,
-                 "gradient_accumulation_steps", "must divide mini_batch_size")
+        _require(
+            self.rollout_batch_size % self.mini_batch_size == 0,
+            "mini_batch_size",
+            "must divide rollout_batch_size",
+        )
+        _require(
+            self.mini_batch_size % self.gradient_accumulation_steps == 0,
+            "gradient_accumulation_steps",
+            "must divide mini_batch_size",
+        )
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
         _require(self.temperature > 0, "temperature", "must be > 0")
         _require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
@@ -236,8 +266,12 @@ class GenerateRunConfig(_Validated):
         for name in ("n", "max_new_tokens", "batch_size"):
             _require(getattr(self, name) >= 1, name, "must be >= 1")
         total = self.n * (2 if self.mix_base else 1)
-        _require(2 <= total <= 9, "n", f"gives {total} completions a prompt; the import format "
-                 "takes 2 to 9 (with mix_base, n from each model)")
+        _require(
+            2 <= total <= 9,
+            "n",
+            f"gives {total} completions a prompt; the import format "
+            "takes 2 to 9 (with mix_base, n from each model)",
+        )
         _require(self.temperature > 0, "temperature", "must be > 0")
         _require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
         _require(self.top_k >= 0, "top_k", "must be >= 0")
@@ -250,38 +284,6 @@ CONFIG_CLASSES: dict[str, type] = {
     "dpo": DPORunConfig,
     "ppo": PPORunConfig,
     "generate": GenerateRunConfig,
-}
-
-_TINY_TRAIN = {"max_steps": 5, "per_device_batch_size": 2, "logging_steps": 1, "max_length": 128,
-               "lora_r": 4, "lora_alpha": 8, "precision": "fp32"}
-_SMALL_TRAIN = {"per_device_batch_size": 8, "max_length": 512, "lora_r": 16, "lora_alpha": 32,
-                "precision": "bf16"}
-_7B_TRAIN = {"per_device_batch_size": 1, "gradient_accumulation_steps": 16, "max_length": 1024,
-             "lora_r": 16, "lora_alpha": 32, "gradient_checkpointing": True, "precision": "bf16"}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "tiny-cpu": {
-        "reward": _TINY_TRAIN,
-        "dpo": _TINY_TRAIN,
-        "ppo": {"max_steps": 3, "rollout_batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1,
-                "max_new_tokens": 8, "lora_r": 4, "lora_alpha": 8, "value_lora_r": 4,
-                "precision": "fp32", "sample_every": 1},
-        "generate": {"n": 2, "max_new_tokens": 16, "batch_size": 4, "precision": "fp32"},
-    },
-    "small-gpu": {
-        "reward": _SMALL_TRAIN,
-        "dpo": _SMALL_TRAIN,
-        "ppo": {"rollout_batch_size": 32, "mini_batch_size": 8, "max_new_tokens": 96,
-                "learning_rate": 2e-5, "precision": "bf16"},
-        "generate": {"batch_size": 32, "max_new_tokens": 256, "precision": "bf16"},
-    },
-    "7b-24gb": {
-        "reward": _7B_TRAIN,
-        "dpo": _7B_TRAIN,
-        "ppo": {"rollout_batch_size": 8, "mini_batch_size": 4, "gradient_accumulation_steps": 4,
-                "max_prompt_length": 512, "max_new_tokens": 128, "reward_batch_size": 2,
-                "lora_r": 16, "lora_alpha": 32, "value_lora_r": 8, "precision": "bf16"},
-        "generate": {"batch_size": 4, "max_new_tokens": 256, "precision": "bf16"},
-    },
 }
 
 
@@ -329,8 +331,9 @@ def build_config(
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown field(s) for {kind}: {', '.join(unknown)} "
-                         f"(known: {', '.join(sorted(known))})")
+        raise ValueError(
+            f"unknown field(s) for {kind}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
     return cls(**values)
 
 
@@ -339,12 +342,22 @@ def coerce_config(kind: str, config: dict[str, Any] | RunConfig | None) -> RunCo
     if config is None or isinstance(config, dict):
         return build_config(kind, overrides=config or {})
     if not isinstance(config, CONFIG_CLASSES[kind]):
-        raise ValueError(f"config for {kind} must be a {CONFIG_CLASSES[kind].__name__} or a dict, "
-                         f"got {type(config).__name__}")
+        raise ValueError(
+            f"config for {kind} must be a {CONFIG_CLASSES[kind].__name__} or a dict, "
+            f"got {type(config).__name__}"
+        )
     return config
 
 
 __all__ = [
-    "CONFIG_CLASSES", "DPORunConfig", "GenerateRunConfig", "PPORunConfig", "PRESETS",
-    "RewardRunConfig", "RunConfig", "build_config", "coerce_config", "load_config_file",
+    "CONFIG_CLASSES",
+    "DPORunConfig",
+    "GenerateRunConfig",
+    "PPORunConfig",
+    "PRESETS",
+    "RewardRunConfig",
+    "RunConfig",
+    "build_config",
+    "coerce_config",
+    "load_config_file",
 ]

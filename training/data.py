@@ -56,8 +56,10 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DataError(f"manifest.json is not valid JSON: {exc}") from exc
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"manifest.json format_version must be {FORMAT_VERSION}, "
-                        f"got {manifest.get('format_version')!r}")
+        raise DataError(
+            f"manifest.json format_version must be {FORMAT_VERSION}, "
+            f"got {manifest.get('format_version')!r}"
+        )
     if not isinstance(manifest.get("sha256"), str):
         raise DataError("manifest.json sha256 is missing")
     return manifest
@@ -87,8 +89,10 @@ def load_export(folder: Path | str) -> ExportData:
         raise DataError(f"{folder}: pairs.jsonl is missing")
     digest = sha256_file(pairs)
     if digest != manifest["sha256"]:
-        raise DataError(f"pairs.jsonl sha256 mismatch: manifest says {manifest['sha256']}, "
-                        f"file has {digest} (the export was modified or is incomplete)")
+        raise DataError(
+            f"pairs.jsonl sha256 mismatch: manifest says {manifest['sha256']}, "
+            f"file has {digest} (the export was modified or is incomplete)"
+        )
     rows, ties = [], 0
     with pairs.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -139,8 +143,12 @@ def completion_text(value: Any, field: str = "completion") -> str:
     """Text of a completion: a string, or TRL's ``[{"role": "assistant", "content": ...}]``."""
     if isinstance(value, str):
         return value
-    if (isinstance(value, list) and len(value) >= 1 and isinstance(value[-1], dict)
-            and isinstance(value[-1].get("content"), str)):
+    if (
+        isinstance(value, list)
+        and len(value) >= 1
+        and isinstance(value[-1], dict)
+        and isinstance(value[-1].get("content"), str)
+    ):
         return value[-1]["content"]
     raise DataError(f"{field} must be a string or a list of assistant messages")
 
@@ -175,7 +183,7 @@ def render_completion(tokenizer: Any, prompt: Prompt, completion: str) -> str:
     else:
         full = _fallback_chat(turn, add_generation_prompt=False)
     if full.startswith(head):
-        return full[len(head):].rstrip()
+        return full[len(head) :].rstrip()
     return completion
 
 
@@ -191,20 +199,28 @@ def render_pair(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def encode_prompts(tokenizer: Any, prompts: list[Prompt], max_length: int | None,
-                   device: Any) -> Any:
+def encode_prompts(
+    tokenizer: Any, prompts: list[Prompt], max_length: int | None, device: Any
+) -> Any:
     """Left-padded prompt ids, left-truncated to ``max_length`` when given. Messages get the
     chat template (which holds its own special tokens); plain strings get the tokenizer's."""
     side = tokenizer.truncation_side
     tokenizer.truncation_side = "left"
     try:
-        ids = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=isinstance(p, str),
-                         truncation=max_length is not None, max_length=max_length)["input_ids"]
-               for p in prompts]
+        ids = [
+            tokenizer(
+                render_prompt(tokenizer, p),
+                add_special_tokens=isinstance(p, str),
+                truncation=max_length is not None,
+                max_length=max_length,
+            )["input_ids"]
+            for p in prompts
+        ]
     finally:
         tokenizer.truncation_side = side
-    padded = tokenizer.pad({"input_ids": ids}, padding=True, padding_side="left",
-                           return_tensors="pt")
+    padded = tokenizer.pad(
+        {"input_ids": ids}, padding=True, padding_side="left", return_tensors="pt"
+    )
     return padded.to(device)
 
 
@@ -233,8 +249,9 @@ def load_prompts(path: Path | str) -> list[dict[str, Any]]:
         if not isinstance(row, dict) or "id" not in row or "prompt" not in row:
             raise DataError(f"{path.name} line {line_no}: fields 'id' and 'prompt' are required")
         if not isinstance(row["prompt"], str | list):
-            raise DataError(f"{path.name} line {line_no}: field 'prompt' must be a string or "
-                            "a list of messages")
+            raise DataError(
+                f"{path.name} line {line_no}: field 'prompt' must be a string or a list of messages"
+            )
         if row["id"] in ids:
             raise DataError(f"{path.name} line {line_no}: field 'id' {row['id']!r} is repeated")
         ids.add(row["id"])

@@ -23,8 +23,9 @@ def _left_cut(tokenizer: Any, text: str, budget: int) -> str:
     return text if len(ids) <= budget else tokenizer.decode(ids[-budget:])
 
 
-def dpo_examples(tokenizer: Any, rows: list[dict[str, Any]],
-                 config: DPORunConfig) -> list[dict[str, str]]:
+def dpo_examples(
+    tokenizer: Any, rows: list[dict[str, Any]], config: DPORunConfig
+) -> list[dict[str, str]]:
     """Rows -> text ``{"prompt", "chosen", "rejected"}`` (chat template applied)."""
     examples = []
     for row in rows:
@@ -45,8 +46,15 @@ def load_policy(model_name: str, dtype: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _build_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: DPORunConfig,
-                   out: Path, use_bf16: bool, callbacks: list[Any]) -> Any:
+def _build_trainer(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    config: DPORunConfig,
+    out: Path,
+    use_bf16: bool,
+    callbacks: list[Any],
+) -> Any:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -57,29 +65,51 @@ def _build_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], confi
     eval_set = Dataset.from_list(dpo_examples(tokenizer, eval_rows, config)) if eval_rows else None
     arguments = trainer_arguments(config, out, use_bf16, eval_set is not None)
     arguments["max_length"] = config.max_length
-    args = DPOConfig(**arguments, beta=config.beta, loss_type=[config.loss_type],
-                     label_smoothing=config.label_smoothing)
-    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_set,
-                      eval_dataset=eval_set, processing_class=tokenizer,
-                      peft_config=lora_config(config, "CAUSAL_LM"), callbacks=callbacks)
+    args = DPOConfig(
+        **arguments,
+        beta=config.beta,
+        loss_type=[config.loss_type],
+        label_smoothing=config.label_smoothing,
+    )
+    return DPOTrainer(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        peft_config=lora_config(config, "CAUSAL_LM"),
+        callbacks=callbacks,
+    )
 
 
-def train_dpo(data: Path, model: str, out: Path, config: DPORunConfig,
-              callbacks: Callbacks | None = None) -> RunResult:
+def train_dpo(
+    data: Path, model: str, out: Path, config: DPORunConfig, callbacks: Callbacks | None = None
+) -> RunResult:
     """Run DPO on an export folder; write the run folder ``out``."""
     from training.trl_common import RecorderBridge, prefixed, train_or_cancel
 
     export = load_export(data)
     dtype, use_bf16 = resolve_precision(config.precision)
-    recorder = RunRecorder(out, "dpo", model, config.to_dict(), callbacks,
-                           data={"path": str(data), "sha256": export.sha256})
+    recorder = RunRecorder(
+        out,
+        "dpo",
+        model,
+        config.to_dict(),
+        callbacks,
+        data={"path": str(data), "sha256": export.sha256},
+    )
     policy, tokenizer = load_policy(model, dtype)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(policy, tokenizer, export.rows, config, Path(out), use_bf16, [bridge])
     train_or_cancel(trainer, bridge)
     final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
     if trainer.eval_dataset is not None:
-        final.update(prefixed(trainer.evaluate(), {"eval_rewards/accuracies": "eval_accuracy",
-                                                   "eval_rewards/margins": "eval_margin"}))
+        final.update(
+            prefixed(
+                trainer.evaluate(),
+                {"eval_rewards/accuracies": "eval_accuracy", "eval_rewards/margins": "eval_margin"},
+            )
+        )
     trainer.save_model(str(recorder.adapter_dir))  # adapter + tokenizer
     return recorder.finish(final, trainer.state.global_step)

@@ -73,14 +73,21 @@ def load_sampler(model: str, adapter: Path | None, config: GenerateRunConfig) ->
 
 
 def sampling_settings(config: GenerateRunConfig) -> dict[str, Any]:
-    return {"n": config.n, "temperature": config.temperature, "top_p": config.top_p,
-            "top_k": config.top_k, "repetition_penalty": config.repetition_penalty,
-            "max_new_tokens": config.max_new_tokens, "seed": config.seed,
-            "mix_base": config.mix_base}
+    return {
+        "n": config.n,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "top_k": config.top_k,
+        "repetition_penalty": config.repetition_penalty,
+        "max_new_tokens": config.max_new_tokens,
+        "seed": config.seed,
+        "mix_base": config.mix_base,
+    }
 
 
-def _sample_texts(sampler: Sampler, prompts: list[Any], config: GenerateRunConfig,
-                  use_adapter: bool) -> list[list[str]]:
+def _sample_texts(
+    sampler: Sampler, prompts: list[Any], config: GenerateRunConfig, use_adapter: bool
+) -> list[list[str]]:
     """n texts per prompt from the adapter (or from the base when ``use_adapter`` is false)."""
     import contextlib
 
@@ -92,23 +99,32 @@ def _sample_texts(sampler: Sampler, prompts: list[Any], config: GenerateRunConfi
     tok = sampler.tokenizer
     batch = encode_prompts(tok, prompts, None, sampler.model.device)
     generation = GenerationConfig(
-        do_sample=True, num_return_sequences=config.n, max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
-        repetition_penalty=config.repetition_penalty, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id)
+        do_sample=True,
+        num_return_sequences=config.n,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
+        repetition_penalty=config.repetition_penalty,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     switch_off = sampler.adapter_name is not None and not use_adapter
     context = sampler.model.disable_adapter() if switch_off else contextlib.nullcontext()
     with torch.no_grad(), context:
         out = sampler.model.generate(**batch, generation_config=generation)
-    response = out[:, batch["input_ids"].shape[1]:]
+    response = out[:, batch["input_ids"].shape[1] :]
     mask = response_mask(response, tok.eos_token_id).bool()
-    texts = [tok.decode(r[m], skip_special_tokens=True).strip() for r, m in zip(response, mask,
-                                                                                 strict=True)]
-    return [texts[i * config.n:(i + 1) * config.n] for i in range(len(prompts))]
+    texts = [
+        tok.decode(r[m], skip_special_tokens=True).strip()
+        for r, m in zip(response, mask, strict=True)
+    ]
+    return [texts[i * config.n : (i + 1) * config.n] for i in range(len(prompts))]
 
 
-def generate_rows(sampler: Sampler, prompts: list[dict[str, Any]],
-                  config: GenerateRunConfig) -> Iterator[list[dict[str, Any]]]:
+def generate_rows(
+    sampler: Sampler, prompts: list[dict[str, Any]], config: GenerateRunConfig
+) -> Iterator[list[dict[str, Any]]]:
     """Yield import rows batch by batch."""
     if config.mix_base and sampler.adapter_name is None:
         raise ValueError("mix_base needs an adapter: it mixes the adapter's and the base's samples")
@@ -116,30 +132,48 @@ def generate_rows(sampler: Sampler, prompts: list[dict[str, Any]],
 
     set_seed(config.seed)
     rng = random.Random(config.seed)
-    info = {"base_model": sampler.base_name, "adapter": sampler.adapter_name,
-            "sampling": sampling_settings(config)}
+    info = {
+        "base_model": sampler.base_name,
+        "adapter": sampler.adapter_name,
+        "sampling": sampling_settings(config),
+    }
     for start in range(0, len(prompts), config.batch_size):
-        chunk = prompts[start:start + config.batch_size]
+        chunk = prompts[start : start + config.batch_size]
         texts = [p["prompt"] for p in chunk]
         own = sampler.adapter_name or sampler.base_name
         sources = [(own, _sample_texts(sampler, texts, config, use_adapter=True))]
         if config.mix_base:
-            sources.append((sampler.base_name,
-                            _sample_texts(sampler, texts, config, use_adapter=False)))
+            sources.append(
+                (sampler.base_name, _sample_texts(sampler, texts, config, use_adapter=False))
+            )
         rows = []
         for i, prompt in enumerate(chunk):
             pool = [(name, text) for name, samples in sources for text in samples[i]]
             rng.shuffle(pool)
-            completions = [{"id": f"c{k}", "text": text, "model": name}
-                           for k, (name, text) in enumerate(pool, start=1)]
+            completions = [
+                {"id": f"c{k}", "text": text, "model": name}
+                for k, (name, text) in enumerate(pool, start=1)
+            ]
             metadata = {**(prompt.get("metadata") or {}), "generation": info}
-            rows.append({"id": prompt["id"], "prompt": prompt["prompt"],
-                         "completions": completions, "metadata": metadata})
+            rows.append(
+                {
+                    "id": prompt["id"],
+                    "prompt": prompt["prompt"],
+                    "completions": completions,
+                    "metadata": metadata,
+                }
+            )
         yield rows
 
 
-def generate_to_file(model: str, prompts_file: Path, out_file: Path, config: GenerateRunConfig,
-                     adapter: Path | None = None, recorder: RunRecorder | None = None) -> int:
+def generate_to_file(
+    model: str,
+    prompts_file: Path,
+    out_file: Path,
+    config: GenerateRunConfig,
+    adapter: Path | None = None,
+    recorder: RunRecorder | None = None,
+) -> int:
     """Write the import JSONL; return the number of prompts. With a recorder, log progress
     after each batch and stop (raising Cancelled) when asked."""
     prompts = load_prompts(prompts_file)
@@ -157,12 +191,23 @@ def generate_to_file(model: str, prompts_file: Path, out_file: Path, config: Gen
     return done
 
 
-def run_generate(model: str, prompts_file: Path, out: Path, config: GenerateRunConfig,
-                 adapter: Path | None = None, callbacks: Callbacks | None = None) -> RunResult:
+def run_generate(
+    model: str,
+    prompts_file: Path,
+    out: Path,
+    config: GenerateRunConfig,
+    adapter: Path | None = None,
+    callbacks: Callbacks | None = None,
+) -> RunResult:
     """A generation run: ``out/completions.jsonl`` plus the usual run files."""
-    recorder = RunRecorder(out, "generate", model, config.to_dict(), callbacks,
-                           data={"prompts": str(prompts_file),
-                                 "adapter": str(adapter) if adapter else None})
+    recorder = RunRecorder(
+        out,
+        "generate",
+        model,
+        config.to_dict(),
+        callbacks,
+        data={"prompts": str(prompts_file), "adapter": str(adapter) if adapter else None},
+    )
     target = Path(out) / COMPLETIONS_FILE
     done = generate_to_file(model, prompts_file, target, config, adapter, recorder)
     return recorder.finish({"prompts": float(done)}, done, artifact=target)

@@ -33,8 +33,14 @@ from training.ppo_models import PolicyValueModel, SharedBaseReward, same_base
 from training.ppo_rollout import RewardFn, Rollout, collect_rollout, response_logits
 from training.runtime import Callbacks, Cancelled, RunRecorder, RunResult, resolve_precision
 
-UPDATE_STATS = ("policy_loss", "value_loss", "entropy", "clip_fraction", "value_clip_fraction",
-                "approx_kl")
+UPDATE_STATS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "clip_fraction",
+    "value_clip_fraction",
+    "approx_kl",
+)
 
 
 @dataclass
@@ -48,26 +54,33 @@ class PPOSetup:
     accelerator: Any
 
 
-def _micro_step(setup: PPOSetup, rollout: Rollout, rows: torch.Tensor,
-                config: PPORunConfig) -> dict[str, float]:
+def _micro_step(
+    setup: PPOSetup, rollout: Rollout, rows: torch.Tensor, config: PPORunConfig
+) -> dict[str, float]:
     """Forward + backward of one micro-batch (policy loss, then value loss)."""
     model, scale = setup.model, 1.0 / config.gradient_accumulation_steps
     ids, attention = rollout.full(rows)
     query_length, mask = rollout.query_ids.shape[1], rollout.mask[rows]
-    logits = response_logits(model.policy_logits(ids, attention), query_length,
-                             config.temperature)
+    logits = response_logits(model.policy_logits(ids, attention), query_length, config.temperature)
     new_logprobs = logprobs_from_logits(logits, rollout.response_ids[rows])
     policy_loss, clip_fraction, approx_kl = clipped_policy_loss(
-        new_logprobs, rollout.logprobs[rows], rollout.advantages[rows], mask, config.cliprange)
+        new_logprobs, rollout.logprobs[rows], rollout.advantages[rows], mask, config.cliprange
+    )
     entropy = masked_mean(entropy_from_logits(logits), mask)
     ((policy_loss - config.ent_coef * entropy) * scale).backward()
-    values = model.values(ids, attention)[:, query_length - 1:-1]
-    value_loss, value_clip = clipped_value_loss(values, rollout.values[rows], rollout.returns[rows],
-                                                mask, config.cliprange_value)
+    values = model.values(ids, attention)[:, query_length - 1 : -1]
+    value_loss, value_clip = clipped_value_loss(
+        values, rollout.values[rows], rollout.returns[rows], mask, config.cliprange_value
+    )
     (config.vf_coef * value_loss * scale).backward()
-    return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-            "entropy": entropy.item(), "clip_fraction": clip_fraction.item(),
-            "value_clip_fraction": value_clip.item(), "approx_kl": approx_kl.item()}
+    return {
+        "policy_loss": policy_loss.item(),
+        "value_loss": value_loss.item(),
+        "entropy": entropy.item(),
+        "clip_fraction": clip_fraction.item(),
+        "value_clip_fraction": value_clip.item(),
+        "approx_kl": approx_kl.item(),
+    }
 
 
 def _optimizer_step(setup: PPOSetup, config: PPORunConfig) -> None:
@@ -91,9 +104,9 @@ def ppo_update(setup: PPOSetup, rollout: Rollout, config: PPORunConfig) -> dict[
     for _ in range(config.ppo_epochs):
         order = torch.randperm(size, device=rollout.response_ids.device)
         for start in range(0, size, config.mini_batch_size):
-            minibatch = order[start:start + config.mini_batch_size]
+            minibatch = order[start : start + config.mini_batch_size]
             for offset in range(0, len(minibatch), micro):
-                stats = _micro_step(setup, rollout, minibatch[offset:offset + micro], config)
+                stats = _micro_step(setup, rollout, minibatch[offset : offset + micro], config)
                 for key, value in stats.items():
                     totals[key] += value
                 count += 1
@@ -105,8 +118,9 @@ def _display(prompt: Prompt) -> str:
     return prompt if isinstance(prompt, str) else str(prompt[-1].get("content", ""))
 
 
-def _step_metrics(setup: PPOSetup, rollout: Rollout, update: dict[str, float],
-                  kl_coef: float) -> dict[str, float]:
+def _step_metrics(
+    setup: PPOSetup, rollout: Rollout, update: dict[str, float], kl_coef: float
+) -> dict[str, float]:
     local = {
         "reward": rollout.scores.mean().item(),
         "reward_std": rollout.scores.std().item() if rollout.scores.numel() > 1 else 0.0,
@@ -135,26 +149,39 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     base = AutoModelForCausalLM.from_pretrained(model_name, dtype=dtype)
-    model = PolicyValueModel(base, lora_config(config, "CAUSAL_LM"),
-                             lora_config(config, "CAUSAL_LM", r=config.value_lora_r))
+    model = PolicyValueModel(
+        base,
+        lora_config(config, "CAUSAL_LM"),
+        lora_config(config, "CAUSAL_LM", r=config.value_lora_r),
+    )
     model.to(accelerator.device).eval()  # no dropout: rollout and update see the same policy
     if callable(reward):
         reward_fn = reward
     elif same_base(reward, model_name) and model.attach_reward(reward):
         reward_fn = SharedBaseReward(model, reward, config.reward_batch_size)
     else:
-        reward_fn = RewardScorer(reward, device=accelerator.device,
-                                 batch_size=config.reward_batch_size, dtype=dtype)
+        reward_fn = RewardScorer(
+            reward, device=accelerator.device, batch_size=config.reward_batch_size, dtype=dtype
+        )
     optimizer = torch.optim.AdamW(
-        [{"params": model.adapter_parameters("default")},
-         {"params": [*model.adapter_parameters("value"), *model.value_head.parameters()]}],
-        lr=config.learning_rate)
+        [
+            {"params": model.adapter_parameters("default")},
+            {"params": [*model.adapter_parameters("value"), *model.value_head.parameters()]},
+        ],
+        lr=config.learning_rate,
+    )
     return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator)
 
 
-def train_ppo(prompts: list[dict[str, Any]], model: str, out: Path, config: PPORunConfig,
-              reward: Path | RewardFn, callbacks: Callbacks | None = None,
-              data: dict[str, Any] | None = None) -> RunResult:
+def train_ppo(
+    prompts: list[dict[str, Any]],
+    model: str,
+    out: Path,
+    config: PPORunConfig,
+    reward: Path | RewardFn,
+    callbacks: Callbacks | None = None,
+    data: dict[str, Any] | None = None,
+) -> RunResult:
     """Run PPO on ``prompts`` (``{"id", "prompt"}`` rows); ``reward`` is a reward run folder
     or a callable ``(prompts, completions) -> scores``."""
     from accelerate.utils import set_seed
@@ -168,18 +195,22 @@ def train_ppo(prompts: list[dict[str, Any]], model: str, out: Path, config: PPOR
     pool = [p["prompt"] for p in prompts]
     for step in range(1, config.max_steps + 1):
         batch = [pool[rng.randrange(len(pool))] for _ in range(config.rollout_batch_size)]
-        rollout = collect_rollout(setup.model, setup.tokenizer, batch, setup.reward_fn, kl.value,
-                                  config)
+        rollout = collect_rollout(
+            setup.model, setup.tokenizer, batch, setup.reward_fn, kl.value, config
+        )
         metrics = _step_metrics(setup, rollout, ppo_update(setup, rollout, config), kl.value)
         kl.update(metrics["kl"], config.rollout_batch_size * setup.accelerator.num_processes)
         if step % config.logging_steps and step != config.max_steps:
             continue
         samples = None
         if config.sample_every and step % config.sample_every == 0:
-            samples = [{"prompt": _display(p), "completion": c, "reward": s}
-                       for p, c, s in zip(rollout.prompts, rollout.completions,
-                                          rollout.scores.tolist(), strict=True)]
-            samples = samples[:config.num_samples]
+            samples = [
+                {"prompt": _display(p), "completion": c, "reward": s}
+                for p, c, s in zip(
+                    rollout.prompts, rollout.completions, rollout.scores.tolist(), strict=True
+                )
+            ]
+            samples = samples[: config.num_samples]
         if recorder.log(step, metrics, samples):
             raise Cancelled(f"run stopped at step {step} on request")
     artifact = recorder.adapter_dir

@@ -27,8 +27,9 @@ def masked_var(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return var * count / (count - 1).clamp(min=1)
 
 
-def masked_whiten(values: torch.Tensor, mask: torch.Tensor,
-                  shift_mean: bool = True) -> torch.Tensor:
+def masked_whiten(
+    values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True
+) -> torch.Tensor:
     """(x - mean) / std over the masked entries; ``shift_mean=False`` adds the mean back."""
     mean, var = masked_mean(values, mask), masked_var(values, mask)
     whitened = (values - mean) * torch.rsqrt(var + 1e-8)
@@ -56,8 +57,13 @@ def response_mask(tokens: torch.Tensor, eos_token_id: int | None) -> torch.Tenso
     return (~after_first_eos).float()
 
 
-def kl_penalized_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
-                         mask: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+def kl_penalized_rewards(
+    scores: torch.Tensor,
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    kl_coef: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token rewards ``-kl_coef * (log π - log π_ref)``, plus the sequence score on each
     sequence's last real token. Returns ``(rewards, kl)`` (both masked)."""
     kl = (logprobs - ref_logprobs) * mask
@@ -68,8 +74,9 @@ def kl_penalized_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logpr
     return rewards * mask, kl
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-        lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized advantage estimation. Returns ``(advantages, returns)``; masked positions
     have value 0 and the value after the last token is 0 (episode end)."""
     rewards, values = rewards * mask, values * mask
@@ -85,9 +92,13 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, (advantages + values) * mask
 
 
-def clipped_policy_loss(new_logprobs: torch.Tensor, old_logprobs: torch.Tensor,
-                        advantages: torch.Tensor, mask: torch.Tensor,
-                        cliprange: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def clipped_policy_loss(
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PPO clipped surrogate. Returns ``(loss, clip_fraction, approx_kl)`` where approx_kl is
     ``0.5 * E[(log π_new - log π_old)^2]``."""
     log_ratio = new_logprobs - old_logprobs
@@ -100,9 +111,13 @@ def clipped_policy_loss(new_logprobs: torch.Tensor, old_logprobs: torch.Tensor,
     return loss, clip_fraction.detach(), approx_kl.detach()
 
 
-def clipped_value_loss(new_values: torch.Tensor, old_values: torch.Tensor,
-                       returns: torch.Tensor, mask: torch.Tensor,
-                       cliprange_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_value_loss(
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange_value: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``0.5 * E[max((v - R)^2, (clip(v, v_old ± c) - R)^2)]``; returns (loss, clip_fraction)."""
     clipped = old_values + torch.clamp(new_values - old_values, -cliprange_value, cliprange_value)
     loss_unclipped = (new_values - returns) ** 2

@@ -67,21 +67,39 @@ class PolicyValueModel(torch.nn.Module):
 
     def policy_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         self.activate(POLICY)
-        return self.peft(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=position_ids(attention_mask), use_cache=False).logits
+        return self.peft(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids(attention_mask),
+            use_cache=False,
+        ).logits
 
-    def reference_logits(self, input_ids: torch.Tensor,
-                         attention_mask: torch.Tensor) -> torch.Tensor:
+    def reference_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         with self.peft.disable_adapter():
-            return self.peft(input_ids=input_ids, attention_mask=attention_mask,
-                             position_ids=position_ids(attention_mask), use_cache=False).logits
+            return self.peft(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids(attention_mask),
+                use_cache=False,
+            ).logits
 
-    def _hidden(self, adapter: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                positions: torch.Tensor | None) -> torch.Tensor:
+    def _hidden(
+        self,
+        adapter: str,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor | None,
+    ) -> torch.Tensor:
         self.activate(adapter)
         try:
-            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                                position_ids=positions, use_cache=False)
+            out = self.backbone(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                use_cache=False,
+            )
         finally:
             self.activate(POLICY)
         return out.last_hidden_state.float()
@@ -101,8 +119,14 @@ class PolicyValueModel(torch.nn.Module):
         its weights do not fit this base (then use a separate reward model)."""
         adapter = Path(run_dir) / ADAPTER_DIR
         saved = PeftConfig.from_pretrained(adapter)
-        config = LoraConfig(**{**saved.to_dict(), "task_type": "CAUSAL_LM",
-                               "modules_to_save": None, "lora_dropout": 0.0})
+        config = LoraConfig(
+            **{
+                **saved.to_dict(),
+                "task_type": "CAUSAL_LM",
+                "modules_to_save": None,
+                "lora_dropout": 0.0,
+            }
+        )
         weights = load_file(adapter / "adapter_model.safetensors")
         head = {k: v for k, v in weights.items() if ".score." in k}
         lora = {k: v for k, v in weights.items() if ".score." not in k}
@@ -167,12 +191,17 @@ class SharedBaseReward:
 
     def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
         device = next(self.model.value_head.parameters()).device
-        ids = [encode_for_reward(self.tokenizer, reward_text(self.tokenizer, p, c), self.max_length)
-               for p, c in zip(prompts, completions, strict=True)]
+        ids = [
+            encode_for_reward(self.tokenizer, reward_text(self.tokenizer, p, c), self.max_length)
+            for p, c in zip(prompts, completions, strict=True)
+        ]
         scores: list[float] = []
         for start in range(0, len(ids), self.batch_size):
-            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
-                                       padding=True, return_tensors="pt").to(device)
+            batch = self.tokenizer.pad(
+                {"input_ids": ids[start : start + self.batch_size]},
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
             scores += self.model.reward_scores(batch["input_ids"], batch["attention_mask"]).tolist()
         return scores
 
@@ -180,8 +209,11 @@ class SharedBaseReward:
 def same_base(run_dir: Path, model: str) -> bool:
     """Whether a reward run was trained on ``model`` with a causal-LM backbone."""
     recorded = str(read_run_config(run_dir).get("model", ""))
-    if recorded != model and not (Path(recorded).exists() and Path(model).exists()
-                                  and Path(recorded).resolve() == Path(model).resolve()):
+    if recorded != model and not (
+        Path(recorded).exists()
+        and Path(model).exists()
+        and Path(recorded).resolve() == Path(model).resolve()
+    ):
         return False
     config_file = Path(model) / "config.json"
     if config_file.is_file():

@@ -17,17 +17,20 @@ from training.reward_model import encode_for_reward, ensure_distinct_pad
 from training.runtime import Callbacks, RunRecorder, RunResult, resolve_precision
 
 
-def tokenize_pairs(tokenizer: Any, rows: list[dict[str, Any]],
-                   config: RewardRunConfig) -> list[dict[str, Any]]:
+def tokenize_pairs(
+    tokenizer: Any, rows: list[dict[str, Any]], config: RewardRunConfig
+) -> list[dict[str, Any]]:
     """Rows -> ``{"chosen_ids", "rejected_ids"[, "margin"]}`` as RewardTrainer takes them."""
     examples = []
     for row in rows:
         pair = render_pair(tokenizer, row)
         example = {
-            "chosen_ids": encode_for_reward(tokenizer, pair["prompt"] + pair["chosen"],
-                                            config.max_length),
-            "rejected_ids": encode_for_reward(tokenizer, pair["prompt"] + pair["rejected"],
-                                              config.max_length),
+            "chosen_ids": encode_for_reward(
+                tokenizer, pair["prompt"] + pair["chosen"], config.max_length
+            ),
+            "rejected_ids": encode_for_reward(
+                tokenizer, pair["prompt"] + pair["rejected"], config.max_length
+            ),
         }
         if config.use_margin:
             example["margin"] = config.margin_scale * pair["margin"]
@@ -41,8 +44,9 @@ def load_backbone(model_name: str, dtype: Any) -> tuple[Any, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     added = ensure_distinct_pad(tokenizer)
-    model = AutoModelForSequenceClassification.from_pretrained(model_name, num_labels=1,
-                                                               dtype=dtype)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_name, num_labels=1, dtype=dtype
+    )
     if added:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -55,18 +59,31 @@ def top_layer_linears(model: Any, count: int) -> list[str]:
     import torch
 
     n_layers = model.config.get_text_config().num_hidden_layers
-    stacks = [(name, module) for name, module in model.named_modules()
-              if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers]
+    stacks = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers
+    ]
     if not stacks:
         raise ValueError("lora_layers: no stack of transformer layers found in this model")
     prefix, layers = stacks[0]
-    return [f"{prefix}.{index}.{name}" for index in range(max(0, n_layers - count), n_layers)
-            for name, module in layers[index].named_modules()
-            if isinstance(module, torch.nn.Linear)]
+    return [
+        f"{prefix}.{index}.{name}"
+        for index in range(max(0, n_layers - count), n_layers)
+        for name, module in layers[index].named_modules()
+        if isinstance(module, torch.nn.Linear)
+    ]
 
 
-def _build_trainer(model: Any, tokenizer: Any, export: ExportData, config: RewardRunConfig,
-                   out: Path, use_bf16: bool, callbacks: list[Any]) -> Any:
+def _build_trainer(
+    model: Any,
+    tokenizer: Any,
+    export: ExportData,
+    config: RewardRunConfig,
+    out: Path,
+    use_bf16: bool,
+    callbacks: list[Any],
+) -> Any:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -74,28 +91,44 @@ def _build_trainer(model: Any, tokenizer: Any, export: ExportData, config: Rewar
 
     train_rows, eval_rows = split_by_prompt(export.rows, config.eval_fraction, config.seed)
     train_set = Dataset.from_list(tokenize_pairs(tokenizer, train_rows, config))
-    eval_set = (Dataset.from_list(tokenize_pairs(tokenizer, eval_rows, config))
-                if eval_rows else None)
-    args = RewardConfig(**trainer_arguments(config, out, use_bf16, eval_set is not None),
-                        center_rewards_coefficient=config.center_rewards_coefficient)
+    eval_set = (
+        Dataset.from_list(tokenize_pairs(tokenizer, eval_rows, config)) if eval_rows else None
+    )
+    args = RewardConfig(
+        **trainer_arguments(config, out, use_bf16, eval_set is not None),
+        center_rewards_coefficient=config.center_rewards_coefficient,
+    )
     peft_config = lora_config(config, "SEQ_CLS")
     peft_config.modules_to_save = list(config.modules_to_save) or None
     if config.lora_layers is not None:
         peft_config.target_modules = top_layer_linears(model, config.lora_layers)
-    return RewardTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                         processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=callbacks)
+    return RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
 
 
-def train_reward(data: Path, model: str, out: Path, config: RewardRunConfig,
-                 callbacks: Callbacks | None = None) -> RunResult:
+def train_reward(
+    data: Path, model: str, out: Path, config: RewardRunConfig, callbacks: Callbacks | None = None
+) -> RunResult:
     """Train a reward model on an export folder; write the run folder ``out``."""
     from training.trl_common import RecorderBridge, prefixed, train_or_cancel
 
     export = load_export(data)
     dtype, use_bf16 = resolve_precision(config.precision)
-    recorder = RunRecorder(out, "reward", model, config.to_dict(), callbacks,
-                           data={"path": str(data), "sha256": export.sha256})
+    recorder = RunRecorder(
+        out,
+        "reward",
+        model,
+        config.to_dict(),
+        callbacks,
+        data={"path": str(data), "sha256": export.sha256},
+    )
     backbone, tokenizer = load_backbone(model, dtype)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, [bridge])

@@ -27,8 +27,11 @@ def ensure_distinct_pad(tokenizer: Any) -> bool:
     eos = tokenizer.eos_token
     if tokenizer.pad_token is not None and tokenizer.pad_token != eos:
         return False
-    candidates = [t for t in (tokenizer.unk_token, *tokenizer.all_special_tokens)
-                  if t is not None and t not in (eos, tokenizer.bos_token)]
+    candidates = [
+        t
+        for t in (tokenizer.unk_token, *tokenizer.all_special_tokens)
+        if t is not None and t not in (eos, tokenizer.bos_token)
+    ]
     if candidates:
         tokenizer.pad_token = candidates[0]
         return False
@@ -74,7 +77,8 @@ def load_reward_model(run_dir: Path, dtype: Any = None, base_model: str | None =
     adapter = Path(run_dir) / ADAPTER_DIR
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     base = AutoModelForSequenceClassification.from_pretrained(
-        base_model or info["model"], num_labels=1, dtype=dtype or torch.float32)
+        base_model or info["model"], num_labels=1, dtype=dtype or torch.float32
+    )
     if base.get_input_embeddings().num_embeddings < len(tokenizer):
         base.resize_token_embeddings(len(tokenizer))
     base.config.pad_token_id = tokenizer.pad_token_id
@@ -86,8 +90,9 @@ def load_reward_model(run_dir: Path, dtype: Any = None, base_model: str | None =
 class RewardScorer:
     """``scorer(prompts, completions) -> list[float]`` from a reward run folder."""
 
-    def __init__(self, run_dir: Path, device: Any = "cpu", batch_size: int = 8,
-                 dtype: Any = None) -> None:
+    def __init__(
+        self, run_dir: Path, device: Any = "cpu", batch_size: int = 8, dtype: Any = None
+    ) -> None:
         self.model, self.tokenizer = load_reward_model(run_dir, dtype=dtype)
         self.model.to(device)
         self.device, self.batch_size = device, batch_size
@@ -97,12 +102,17 @@ class RewardScorer:
         import torch
 
         tok = self.tokenizer
-        ids = [encode_for_reward(tok, reward_text(tok, p, c), self.max_length)
-               for p, c in zip(prompts, completions, strict=True)]
+        ids = [
+            encode_for_reward(tok, reward_text(tok, p, c), self.max_length)
+            for p, c in zip(prompts, completions, strict=True)
+        ]
         scores: list[float] = []
         for start in range(0, len(ids), self.batch_size):
-            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
-                                       padding=True, return_tensors="pt").to(self.device)
+            batch = self.tokenizer.pad(
+                {"input_ids": ids[start : start + self.batch_size]},
+                padding=True,
+                return_tensors="pt",
+            ).to(self.device)
             with torch.no_grad():
                 logits = self.model(**batch).logits
             scores.extend(logits[:, 0].float().tolist())

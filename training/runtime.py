@@ -100,8 +100,11 @@ def any_process(flag: bool) -> bool:
 
 def numeric_metrics(values: dict[str, Any]) -> dict[str, float]:
     """Keep finite-or-not real numbers (no bools, no strings) as floats."""
-    return {k: float(v) for k, v in values.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 class RunRecorder:
@@ -111,8 +114,15 @@ class RunRecorder:
     all processes so that distributed runs stop together.
     """
 
-    def __init__(self, out: Path, kind: str, model: str, config: dict[str, Any],
-                 callbacks: Callbacks | None = None, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        kind: str,
+        model: str,
+        config: dict[str, Any],
+        callbacks: Callbacks | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         self.out, self.kind, self.model = Path(out), kind, model
         self.config = config
         self.data = {k: v for k, v in (data or {}).items() if v is not None}
@@ -123,11 +133,17 @@ class RunRecorder:
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / METRICS_FILE).write_text("", encoding="utf-8")
-            run_config = {"kind": kind, "model": model, "data": self.data, "config": config,
-                          "versions": library_versions(),
-                          "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
-            (self.out / RUN_CONFIG).write_text(json.dumps(run_config, indent=2) + "\n",
-                                               encoding="utf-8")
+            run_config = {
+                "kind": kind,
+                "model": model,
+                "data": self.data,
+                "config": config,
+                "versions": library_versions(),
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            (self.out / RUN_CONFIG).write_text(
+                json.dumps(run_config, indent=2) + "\n", encoding="utf-8"
+            )
 
     @property
     def adapter_dir(self) -> Path:
@@ -150,28 +166,51 @@ class RunRecorder:
             stop = bool(self.callbacks.should_stop())
         return any_process(stop)
 
-    def finish(self, final_metrics: dict[str, float], steps: int, artifact: Path | None = None,
-               notes: str = "") -> RunResult:
+    def finish(
+        self,
+        final_metrics: dict[str, float],
+        steps: int,
+        artifact: Path | None = None,
+        notes: str = "",
+    ) -> RunResult:
         """Write README.md and return the run's result."""
         artifact = artifact or self.adapter_dir
         if self.main:
             (self.out / "README.md").write_text(
-                self._readme(final_metrics, steps, artifact, notes), encoding="utf-8")
-        return RunResult(kind=self.kind, out=self.out, artifact=artifact, metrics=final_metrics,
-                         config=self.config, steps=steps)
+                self._readme(final_metrics, steps, artifact, notes), encoding="utf-8"
+            )
+        return RunResult(
+            kind=self.kind,
+            out=self.out,
+            artifact=artifact,
+            metrics=final_metrics,
+            config=self.config,
+            steps=steps,
+        )
 
     def _readme(self, final: dict[str, float], steps: int, artifact: Path, notes: str) -> str:
         minutes = (time.monotonic() - self.started) / 60
         shown = artifact.relative_to(self.out) if artifact.is_relative_to(self.out) else artifact
-        lines = [f"# Prefloop {self.kind} run", "",
-                 f"- base model: `{self.model}`",
-                 f"- artifact: `{shown}`",
-                 f"- steps: {steps}, wall time: {minutes:.1f} min"]
+        lines = [
+            f"# Prefloop {self.kind} run",
+            "",
+            f"- base model: `{self.model}`",
+            f"- artifact: `{shown}`",
+            f"- steps: {steps}, wall time: {minutes:.1f} min",
+        ]
         lines += [f"- data {k}: `{v}`" for k, v in self.data.items()]
         if notes:
             lines += ["", notes]
         lines += ["", "## Final metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in sorted(final.items())]
-        lines += ["", "## Configuration", "", "```json", json.dumps(self.config, indent=2), "```",
-                  "", "Files: `run_config.json` (everything above), `metrics.jsonl` (by step)."]
+        lines += [
+            "",
+            "## Configuration",
+            "",
+            "```json",
+            json.dumps(self.config, indent=2),
+            "```",
+            "",
+            "Files: `run_config.json` (everything above), `metrics.jsonl` (by step).",
+        ]
         return "\n".join(lines) + "\n"

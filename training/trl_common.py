@@ -27,8 +27,9 @@ def lora_config(config: Any, task_type: str, r: int | None = None) -> LoraConfig
     )
 
 
-def trainer_arguments(config: RewardRunConfig | DPORunConfig, out: Path, use_bf16: bool,
-                      has_eval: bool) -> dict[str, Any]:
+def trainer_arguments(
+    config: RewardRunConfig | DPORunConfig, out: Path, use_bf16: bool, has_eval: bool
+) -> dict[str, Any]:
     """Keyword arguments common to TRL's RewardConfig and DPOConfig (no checkpoints, no hub,
     no report_to integrations; evaluation every ``eval_steps`` when set)."""
     eval_every = has_eval and config.eval_steps is not None

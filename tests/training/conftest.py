@@ -32,9 +32,15 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
 
     tokenizer = make_tokenizer(bert=True)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                        num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=256,
-                        pad_token_id=tokenizer.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -46,10 +52,16 @@ def write_export(folder: Path, rows: list[dict[str, Any]], **manifest: Any) -> P
     body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode("utf-8")
     (folder / "pairs.jsonl").write_bytes(body)
     prompts = {r.get("prompt_id") for r in rows}
-    base = {"format_version": 1, "project": "test", "created_at": "2025-01-01T00:00:00Z",
-            "strategy": "consensus", "filters": {},
-            "counts": {"prompts": len(prompts), "judgments": len(rows), "pairs": len(rows)},
-            "agreement": {}, "sha256": hashlib.sha256(body).hexdigest()}
+    base = {
+        "format_version": 1,
+        "project": "test",
+        "created_at": "2025-01-01T00:00:00Z",
+        "strategy": "consensus",
+        "filters": {},
+        "counts": {"prompts": len(prompts), "judgments": len(rows), "pairs": len(rows)},
+        "agreement": {},
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
     (folder / "manifest.json").write_text(json.dumps({**base, **manifest}), encoding="utf-8")
     return folder
 
@@ -61,8 +73,9 @@ def _sentence(rng: random.Random, n: int, marker: bool) -> str:
     return " ".join(words)
 
 
-def marker_rows(n_prompts: int, pairs_per_prompt: int = 2, seed: int = 0,
-                chat: bool = False) -> list[dict[str, Any]]:
+def marker_rows(
+    n_prompts: int, pairs_per_prompt: int = 2, seed: int = 0, chat: bool = False
+) -> list[dict[str, Any]]:
     """Toy preference: the completion holding MARKER is always chosen."""
     rng = random.Random(seed)
     rows = []
@@ -75,10 +88,22 @@ def marker_rows(n_prompts: int, pairs_per_prompt: int = 2, seed: int = 0,
             if chat:
                 chosen = [{"role": "assistant", "content": chosen}]
                 rejected = [{"role": "assistant", "content": rejected}]
-            rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected,
-                         "margin": 0.5, "prompt_id": f"p{p}", "chosen_id": f"a{j}",
-                         "rejected_id": f"b{j}", "votes_for": 2, "votes_against": 1,
-                         "votes_tie": 0, "n_judgments": 3, "agreement": 0.67})
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "margin": 0.5,
+                    "prompt_id": f"p{p}",
+                    "chosen_id": f"a{j}",
+                    "rejected_id": f"b{j}",
+                    "votes_for": 2,
+                    "votes_against": 1,
+                    "votes_tie": 0,
+                    "n_judgments": 3,
+                    "agreement": 0.67,
+                }
+            )
     return rows
 
 

@@ -8,8 +8,17 @@ from conftest import Capture, snapshot, unchanged
 import training
 from training import dpo as dpo_module
 
-CONFIG = {"max_steps": 8, "logging_steps": 2, "per_device_batch_size": 4, "learning_rate": 5e-3,
-          "beta": 0.5, "eval_fraction": 0.2, "precision": "fp32", "lora_r": 8, "lora_alpha": 16}
+CONFIG = {
+    "max_steps": 8,
+    "logging_steps": 2,
+    "per_device_batch_size": 4,
+    "learning_rate": 5e-3,
+    "beta": 0.5,
+    "eval_fraction": 0.2,
+    "precision": "fp32",
+    "lora_r": 8,
+    "lora_alpha": 16,
+}
 
 
 def test_dpo_trains_adapter_only_and_reloads(tiny_llama, marker_export, tmp_path, monkeypatch):
@@ -24,8 +33,14 @@ def test_dpo_trains_adapter_only_and_reloads(tiny_llama, marker_export, tmp_path
             if not base_before:  # first log: the model is wrapped by now
                 base_before["saved"] = snapshot(loads.results[0][0])
 
-    result = training.run("dpo", data=marker_export, model=str(tiny_llama), out=tmp_path / "dpo",
-                          config=CONFIG, callbacks=Snap())
+    result = training.run(
+        "dpo",
+        data=marker_export,
+        model=str(tiny_llama),
+        out=tmp_path / "dpo",
+        config=CONFIG,
+        callbacks=Snap(),
+    )
     policy, tokenizer = loads.results[0]
     lines = [json.loads(x) for x in (tmp_path / "dpo" / "metrics.jsonl").read_text().splitlines()]
     losses = [x["loss"] for x in lines if "loss" in x]
@@ -37,8 +52,10 @@ def test_dpo_trains_adapter_only_and_reloads(tiny_llama, marker_export, tmp_path
     lora_b = [p for n, p in policy.named_parameters() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
 
-    ids = tokenizer(["<|im_start|>user tell me about tea<|im_end|><|im_start|>assistant apple"],
-                    return_tensors="pt")
+    ids = tokenizer(
+        ["<|im_start|>user tell me about tea<|im_end|><|im_start|>assistant apple"],
+        return_tensors="pt",
+    )
     with torch.no_grad():
         expected = policy(**ids).logits
         fresh = AutoModelForCausalLM.from_pretrained(tiny_llama)

@@ -10,8 +10,11 @@ from training.generate import COMPLETIONS_FILE, resolve_adapter
 
 PROMPTS = [
     {"id": "a", "prompt": "tell me about tea .", "metadata": {"source": "t"}},
-    {"id": "b", "prompt": [{"role": "user", "content": "tell me about rain"}],
-     "completions": [{"id": "x", "text": "ignored", "model": "m"}]},
+    {
+        "id": "b",
+        "prompt": [{"role": "user", "content": "tell me about rain"}],
+        "completions": [{"id": "x", "text": "ignored", "model": "m"}],
+    },
     {"id": "c", "prompt": "tell me about salt ."},
 ]
 
@@ -25,9 +28,13 @@ def prompts_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dpo_run(tiny_llama, small_export, tmp_path_factory):
-    return training.run("dpo", data=small_export, model=str(tiny_llama),
-                        out=tmp_path_factory.mktemp("runs") / "dpo-7",
-                        config={"max_steps": 2, "precision": "fp32", "lora_r": 4})
+    return training.run(
+        "dpo",
+        data=small_export,
+        model=str(tiny_llama),
+        out=tmp_path_factory.mktemp("runs") / "dpo-7",
+        config={"max_steps": 2, "precision": "fp32", "lora_r": 4},
+    )
 
 
 def check_import_rows(rows, n, models):
@@ -46,9 +53,13 @@ def check_import_rows(rows, n, models):
 
 
 def test_generate_from_base_writes_import_jsonl(tiny_llama, prompts_file, tmp_path):
-    result = training.run("generate", model=str(tiny_llama), out=tmp_path / "g",
-                          prompts=prompts_file, config={"n": 3, "max_new_tokens": 5,
-                                                        "batch_size": 2, "precision": "fp32"})
+    result = training.run(
+        "generate",
+        model=str(tiny_llama),
+        out=tmp_path / "g",
+        prompts=prompts_file,
+        config={"n": 3, "max_new_tokens": 5, "batch_size": 2, "precision": "fp32"},
+    )
     assert result.artifact == tmp_path / "g" / COMPLETIONS_FILE
     rows = [json.loads(x) for x in result.artifact.read_text().splitlines()]
     check_import_rows(rows, 3, {str(tiny_llama)})
@@ -61,9 +72,24 @@ def test_mix_mode_shuffles_adapter_and_base_samples(tiny_llama, dpo_run, prompts
 
     out = tmp_path / "next.jsonl"
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "--model", str(tiny_llama), "--adapter", str(dpo_run.out),
-              "--prompts", str(prompts_file), "-n", "2", "--max-new-tokens", "5", "--mix-base",
-              "--out", str(out)])
+        main(
+            [
+                "generate",
+                "--model",
+                str(tiny_llama),
+                "--adapter",
+                str(dpo_run.out),
+                "--prompts",
+                str(prompts_file),
+                "-n",
+                "2",
+                "--max-new-tokens",
+                "5",
+                "--mix-base",
+                "--out",
+                str(out),
+            ]
+        )
     assert exit_info.value.code == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     tuned = f"{tiny_llama}+dpo-7"
@@ -77,8 +103,13 @@ def test_mix_mode_shuffles_adapter_and_base_samples(tiny_llama, dpo_run, prompts
 
 def test_generate_errors(tiny_llama, prompts_file, tmp_path):
     with pytest.raises(ValueError, match="mix_base needs an adapter"):
-        training.run("generate", model=str(tiny_llama), out=tmp_path / "g",
-                     prompts=prompts_file, config={"n": 2, "mix_base": True})
+        training.run(
+            "generate",
+            model=str(tiny_llama),
+            out=tmp_path / "g",
+            prompts=prompts_file,
+            config={"n": 2, "mix_base": True},
+        )
     with pytest.raises(ValueError, match="prompts is required"):
         training.run("generate", model=str(tiny_llama), out=tmp_path / "g")
     with pytest.raises(ValueError, match="adapter_config.json"):

@@ -12,12 +12,24 @@ from training import ppo as ppo_module
 from training.ppo_models import SharedBaseReward, same_base
 from training.reward_model import RewardScorer
 
-PROMPTS = [{"id": f"p{i}", "prompt": [{"role": "user", "content": f"tell me about {w}"}]}
-           for i, w in enumerate(WORDS[:10])]
-TOY = {"rollout_batch_size": 16, "mini_batch_size": 8, "ppo_epochs": 2, "max_new_tokens": 6,
-       "learning_rate": 1e-2, "lora_r": 8, "lora_alpha": 16, "value_lora_r": 4,
-       "lora_target_modules": ["q_proj", "v_proj", "lm_head"], "precision": "fp32",
-       "sample_every": 10, "logging_steps": 1}
+PROMPTS = [
+    {"id": f"p{i}", "prompt": [{"role": "user", "content": f"tell me about {w}"}]}
+    for i, w in enumerate(WORDS[:10])
+]
+TOY = {
+    "rollout_batch_size": 16,
+    "mini_batch_size": 8,
+    "ppo_epochs": 2,
+    "max_new_tokens": 6,
+    "learning_rate": 1e-2,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "value_lora_r": 4,
+    "lora_target_modules": ["q_proj", "v_proj", "lm_head"],
+    "precision": "fp32",
+    "sample_every": 10,
+    "logging_steps": 1,
+}
 KL_BOUND = 8.0  # nats per completion; the optimum at kl_coef 0.3 is ~4, reward hacking ~24
 
 
@@ -28,8 +40,7 @@ def apple_count(prompts, completions):
 def run_toy(model_dir, out, kl_coef, steps):
     from training.ppo import train_ppo
 
-    config = training.build_config("ppo", overrides={**TOY, "max_steps": steps,
-                                                     "kl_coef": kl_coef})
+    config = training.build_config("ppo", overrides={**TOY, "max_steps": steps, "kl_coef": kl_coef})
     train_ppo(PROMPTS, str(model_dir), out, config, apple_count)
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -52,8 +63,16 @@ def test_ppo_raises_toy_reward_within_kl_bound_and_hacks_without_kl(tiny_llama, 
     assert window(free, "reward", last) > window(kept, "reward", last) + 2.0  # ...more reward
     assert window(free, "kl", last) > 2 * KL_BOUND  # far from the reference: reward hacking
     logged = set(kept[0])
-    assert {"reward", "kl", "kl_coef", "policy_loss", "value_loss", "entropy", "clip_fraction",
-            "approx_kl"} <= logged
+    assert {
+        "reward",
+        "kl",
+        "kl_coef",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "clip_fraction",
+        "approx_kl",
+    } <= logged
     samples = [json.loads(x) for x in (tmp_path / "kl" / "samples.jsonl").read_text().splitlines()]
     assert [s["step"] for s in samples] == [10, 20, 30]
     assert set(samples[0]["samples"][0]) == {"prompt", "completion", "reward"}
@@ -72,8 +91,16 @@ def test_ppo_artifacts_reload_and_base_is_frozen(tiny_llama, tmp_path, monkeypat
 
     from training.ppo import train_ppo
 
-    config = training.build_config("ppo", overrides={**TOY, "max_steps": 3, "sample_every": 2,
-                                                     "adaptive_kl": True, "whiten_rewards": True})
+    config = training.build_config(
+        "ppo",
+        overrides={
+            **TOY,
+            "max_steps": 3,
+            "sample_every": 2,
+            "adaptive_kl": True,
+            "whiten_rewards": True,
+        },
+    )
     fresh = AutoModelForCausalLM.from_pretrained(tiny_llama)
     result = train_ppo(PROMPTS, str(tiny_llama), tmp_path / "ppo", config, apple_count, Log())
     assert [s for s, _ in steps] == [1, 2, 3] and steps[1][1] and steps[0][1] is None
@@ -87,18 +114,25 @@ def test_ppo_artifacts_reload_and_base_is_frozen(tiny_llama, tmp_path, monkeypat
     with torch.no_grad():
         expected, values = model.policy_logits(ids, mask), model.values(ids, mask)
         reloaded = PeftModel.from_pretrained(fresh, result.artifact)
-        assert torch.allclose(reloaded(input_ids=ids, attention_mask=mask).logits, expected,
-                              atol=1e-5)
+        assert torch.allclose(
+            reloaded(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-5
+        )
         assert not torch.allclose(model.reference_logits(ids, mask), expected, atol=1e-4)
         model.value_head.reset_parameters()
         model.load_value(result.out)
         assert torch.allclose(model.values(ids, mask), values, atol=1e-5)
 
 
-def test_reward_adapter_on_the_same_base_matches_the_reward_model(tiny_llama, marker_export,
-                                                                  tmp_path):
-    rm = training.run("reward", data=marker_export, model=str(tiny_llama), out=tmp_path / "rm",
-                      config={"max_steps": 3, "precision": "fp32", "lora_r": 4})
+def test_reward_adapter_on_the_same_base_matches_the_reward_model(
+    tiny_llama, marker_export, tmp_path
+):
+    rm = training.run(
+        "reward",
+        data=marker_export,
+        model=str(tiny_llama),
+        out=tmp_path / "rm",
+        config={"max_steps": 3, "precision": "fp32", "lora_r": 4},
+    )
     assert same_base(rm.out, str(tiny_llama)) and not same_base(rm.out, "other/model")
     from training.ppo import _build
 
@@ -112,12 +146,24 @@ def test_reward_adapter_on_the_same_base_matches_the_reward_model(tiny_llama, ma
     assert shared == pytest.approx(separate, abs=1e-4)
 
 
-def test_ppo_through_run_with_reward_run_folder_and_cancel(tiny_bert, tiny_llama, marker_export,
-                                                           tmp_path):
-    rm = training.run("reward", data=marker_export, model=str(tiny_bert), out=tmp_path / "rm",
-                      config={"max_steps": 2, "precision": "fp32", "lora_r": 4})
-    result = training.run("ppo", data=marker_export, model=str(tiny_llama), out=tmp_path / "ppo",
-                          reward=rm.out, config={**TOY, "max_steps": 2})
+def test_ppo_through_run_with_reward_run_folder_and_cancel(
+    tiny_bert, tiny_llama, marker_export, tmp_path
+):
+    rm = training.run(
+        "reward",
+        data=marker_export,
+        model=str(tiny_bert),
+        out=tmp_path / "rm",
+        config={"max_steps": 2, "precision": "fp32", "lora_r": 4},
+    )
+    result = training.run(
+        "ppo",
+        data=marker_export,
+        model=str(tiny_llama),
+        out=tmp_path / "ppo",
+        reward=rm.out,
+        config={**TOY, "max_steps": 2},
+    )
     assert result.steps == 2 and (result.artifact / "adapter_config.json").is_file()
     info = json.loads((result.out / "run_config.json").read_text())
     assert info["data"]["reward"] == str(rm.out) and "sha256" in info["data"]
@@ -127,8 +173,15 @@ def test_ppo_through_run_with_reward_run_folder_and_cancel(tiny_bert, tiny_llama
             return True
 
     with pytest.raises(training.Cancelled):
-        training.run("ppo", data=marker_export, model=str(tiny_llama), out=tmp_path / "c",
-                     reward=rm.out, config={**TOY, "max_steps": 5}, callbacks=Stop())
+        training.run(
+            "ppo",
+            data=marker_export,
+            model=str(tiny_llama),
+            out=tmp_path / "c",
+            reward=rm.out,
+            config={**TOY, "max_steps": 5},
+            callbacks=Stop(),
+        )
     assert len((tmp_path / "c" / "metrics.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="reward is required"):
         training.run("ppo", data=marker_export, model=str(tiny_llama), out=tmp_path / "x")

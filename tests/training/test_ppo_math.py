@@ -63,8 +63,12 @@ def test_clipped_surrogate_gradient_is_zero_once_clipped():
 
 def test_kl_penalty_per_token_and_score_on_last_real_token():
     rewards, kl = kl_penalized_rewards(
-        scores=torch.tensor([5.0]), logprobs=t([-1.0, -2.0, -3.0]),
-        ref_logprobs=t([-1.5, -2.0, -2.0]), mask=t([1, 1, 0]), kl_coef=0.1)
+        scores=torch.tensor([5.0]),
+        logprobs=t([-1.0, -2.0, -3.0]),
+        ref_logprobs=t([-1.5, -2.0, -2.0]),
+        mask=t([1, 1, 0]),
+        kl_coef=0.1,
+    )
     assert kl.tolist()[0] == pytest.approx([0.5, 0.0, 0.0])
     assert rewards.tolist()[0] == pytest.approx([-0.05, 5.0, 0.0])
 
