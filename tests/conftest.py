@@ -60,8 +60,12 @@ def connection(engine: Engine) -> Iterator[Connection]:
 
 
 def _savepoint_session(connection: Connection) -> Session:
-    return Session(bind=connection, join_transaction_mode="create_savepoint",
-                   expire_on_commit=False, autoflush=False)
+    return Session(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    )
 
 
 @pytest.fixture
@@ -74,8 +78,12 @@ def db(connection: Connection) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data",
-                    environment="test", secret_key="test-secret-key-0123456789")
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        environment="test",
+        secret_key="test-secret-key-0123456789",
+    )
 
 
 @pytest.fixture

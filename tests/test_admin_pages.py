@@ -17,10 +17,18 @@ from tests.test_import import counts, jsonl, row
 HTMX = {"HX-Request": "true"}
 
 SETTINGS_FORM = {
-    "name": "Edited", "description": "About it", "labels_per_prompt": "4",
-    "lease_minutes": "45", "gold_rate": "0.1", "rating_axes": "helpful, concise",
-    "guidelines": "# Rank\n\n**Bold** rules", "allow_ties": "on", "show_flags": "on",
-    "adaptive": "on", "adaptive_max_labels": "6", "adaptive_min_agreement": "0.8",
+    "name": "Edited",
+    "description": "About it",
+    "labels_per_prompt": "4",
+    "lease_minutes": "45",
+    "gold_rate": "0.1",
+    "rating_axes": "helpful, concise",
+    "guidelines": "# Rank\n\n**Bold** rules",
+    "allow_ties": "on",
+    "show_flags": "on",
+    "adaptive": "on",
+    "adaptive_max_labels": "6",
+    "adaptive_min_agreement": "0.8",
 }
 
 
@@ -45,13 +53,19 @@ def error_of(html: str, field: str) -> str:
 def test_labeler_gets_403_everywhere(client, make_user, project):
     make_user("labeler", "lab")
     login(client, "lab")
-    for url in ("/admin/projects/new", f"/admin/projects/{project.id}",
-                f"/admin/projects/{project.id}/progress"):
+    for url in (
+        "/admin/projects/new",
+        f"/admin/projects/{project.id}",
+        f"/admin/projects/{project.id}/progress",
+    ):
         response = client.get(url)
         assert response.status_code == 403, url
         assert "admin" in response.text
-    response = client.post(f"/admin/projects/{project.id}/status", data={"status": "active"},
-                           headers={"X-CSRF-Token": "x"})
+    response = client.post(
+        f"/admin/projects/{project.id}/status",
+        data={"status": "active"},
+        headers={"X-CSRF-Token": "x"},
+    )
     assert response.status_code == 403
 
 
@@ -72,34 +86,47 @@ def test_create_project_from_the_form(client, db, admin):
 
 
 def test_create_shows_every_error_next_to_its_field(client, db, admin):
-    form = {**SETTINGS_FORM, "name": " ", "labels_per_prompt": "0", "gold_rate": "lots",
-            "csrf_token": admin}
+    form = {
+        **SETTINGS_FORM,
+        "name": " ",
+        "labels_per_prompt": "0",
+        "gold_rate": "lots",
+        "csrf_token": admin,
+    }
     response = client.post("/admin/projects", data=form)
     assert response.status_code == 422
     assert "1 to 200" in error_of(response.text, "name")
     assert "greater than or equal to 1" in error_of(response.text, "labels_per_prompt")
     assert error_of(response.text, "gold_rate")
     assert 'value="lots"' in response.text  # the form keeps what was typed
-    duplicate = client.post("/admin/projects", data={**SETTINGS_FORM, "name": "Twice",
-                                                     "csrf_token": admin},
-                            follow_redirects=False)
+    duplicate = client.post(
+        "/admin/projects",
+        data={**SETTINGS_FORM, "name": "Twice", "csrf_token": admin},
+        follow_redirects=False,
+    )
     assert duplicate.status_code == 303
-    again = client.post("/admin/projects", data={**SETTINGS_FORM, "name": "Twice",
-                                                 "csrf_token": admin})
+    again = client.post(
+        "/admin/projects", data={**SETTINGS_FORM, "name": "Twice", "csrf_token": admin}
+    )
     assert again.status_code == 422 and "already exists" in error_of(again.text, "name")
 
 
 def test_edit_every_setting(client, db, admin, project):
     url = f"/admin/projects/{project.id}/settings"
-    response = client.post(url, data={**SETTINGS_FORM, "csrf_token": admin},
-                           follow_redirects=False)
+    response = client.post(url, data={**SETTINGS_FORM, "csrf_token": admin}, follow_redirects=False)
     assert response.status_code == 303
     db.refresh(project)
     assert project.name == "Edited" and project.description == "About it"
     assert project.settings == {
-        "labels_per_prompt": 4, "allow_ties": True, "allow_reject_all": False,
-        "rating_axes": ["helpful", "concise"], "require_rationale": False, "lease_minutes": 45,
-        "guidelines": "# Rank\n\n**Bold** rules", "gold_rate": 0.1, "show_flags": True,
+        "labels_per_prompt": 4,
+        "allow_ties": True,
+        "allow_reject_all": False,
+        "rating_axes": ["helpful", "concise"],
+        "require_rationale": False,
+        "lease_minutes": 45,
+        "guidelines": "# Rank\n\n**Bold** rules",
+        "gold_rate": 0.1,
+        "show_flags": True,
         "adaptive": {"max_labels": 6, "min_agreement": 0.8},
     }
     page = client.get(f"/admin/projects/{project.id}").text
@@ -112,8 +139,9 @@ def test_invalid_settings_are_refused_with_the_field_named(client, db, admin, pr
     response = client.post(url, data=form)
     assert response.status_code == 422 and "<html" in response.text
     assert error_of(response.text, "lease_minutes")
-    below_k = client.post(url, data={**SETTINGS_FORM, "adaptive_max_labels": "2",
-                                     "csrf_token": admin})
+    below_k = client.post(
+        url, data={**SETTINGS_FORM, "adaptive_max_labels": "2", "csrf_token": admin}
+    )
     assert below_k.status_code == 422
     assert "max_labels must be at least labels_per_prompt" in below_k.text
     fragment = client.post(url, data=form, headers=HTMX)
@@ -154,8 +182,9 @@ def test_members_add_list_and_remove(client, db, admin, project, make_user):
     assert [u.username for u in projects.members(db, project)] == ["alice"]
     unknown = client.post(url, data={"username": "ghost", "csrf_token": admin})
     assert unknown.status_code == 422 and "no user named" in unknown.text
-    removed = client.post(f"{url}/remove", data={"username": "alice", "csrf_token": admin},
-                          follow_redirects=False)
+    removed = client.post(
+        f"{url}/remove", data={"username": "alice", "csrf_token": admin}, follow_redirects=False
+    )
     assert removed.status_code == 303 and projects.members(db, project) == []
 
 
@@ -179,15 +208,21 @@ def test_upload_with_an_error_shows_its_line_in_place(client, db, admin, project
 
 def test_progress_fragment_and_guidelines_preview(client, db, admin, project):
     htmx = {**HTMX, "X-CSRF-Token": admin}
-    imported = client.post(f"/admin/projects/{project.id}/import", headers=htmx, files={
-        "file": ("p.jsonl", jsonl(row("a"), row("b")), "application/x-ndjson")})
+    imported = client.post(
+        f"/admin/projects/{project.id}/import",
+        headers=htmx,
+        files={"file": ("p.jsonl", jsonl(row("a"), row("b")), "application/x-ndjson")},
+    )
     assert imported.status_code == 200
     fragment = client.get(f"/admin/projects/{project.id}/progress", headers=HTMX)
     assert fragment.status_code == 200 and 'id="progress"' in fragment.text
     assert re.search(r"<b>2</b><span class=\"muted\">pending", fragment.text)
     assert 'hx-trigger="every 10s' in fragment.text
-    preview = client.post("/admin/projects/preview", headers=htmx,
-                          data={"guidelines": "*Rank* <script>alert(1)</script>"})
+    preview = client.post(
+        "/admin/projects/preview",
+        headers=htmx,
+        data={"guidelines": "*Rank* <script>alert(1)</script>"},
+    )
     assert "<em>Rank</em>" in preview.text and "<script>" not in preview.text
 
 

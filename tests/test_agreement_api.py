@@ -100,8 +100,16 @@ def test_timing_and_position_bias_of_site_judgments(client, db, admin_headers, m
     prompts = db.query(Prompt).filter_by(project_id=project.id).order_by(Prompt.id).all()
     shown = [["a", "b"], ["b", "a"], ["a", "b"]]  # a ranked best each time: top, not, top
     for p, order, ms in zip(prompts, shown, (4000, 10_000, 7000), strict=True):
-        db.add(Judgment(project_id=project.id, prompt_id=p.id, labeler_id=labeler.id,
-                        ranking=A_B, display_order=order, duration_ms=ms))
+        db.add(
+            Judgment(
+                project_id=project.id,
+                prompt_id=p.id,
+                labeler_id=labeler.id,
+                ranking=A_B,
+                display_order=order,
+                duration_ms=ms,
+            )
+        )
     db.commit()
     report = get_agreement(client, admin_headers, project.id)
     lena = next(e for e in report["per_labeler"] if e["labeler"] == "lena")
@@ -144,9 +152,12 @@ def test_cli_agreement_prints_the_tables(committed_db):
     lines = result.output.splitlines()
     assert lines[0].split() == ["figure", "value", "95%", "CI"]
     figures = {line.split()[0]: line.split()[1] for line in lines[2:6]}
-    assert figures == {"alpha_nominal": f"{1 - (10 / 46) / (986 / 2070):.3f}",
-                       "alpha_interval": f"{1 - (10 / 46) / (986 / 2070):.3f}",
-                       "pairwise_agreement": f"{18 / 23:.3f}", "mean_kendall_w": "0.750"}
+    assert figures == {
+        "alpha_nominal": f"{1 - (10 / 46) / (986 / 2070):.3f}",
+        "alpha_interval": f"{1 - (10 / 46) / (986 / 2070):.3f}",
+        "pairwise_agreement": f"{18 / 23:.3f}",
+        "mean_kendall_w": "0.750",
+    }
     assert "counts: 21 prompts, 42 judgments, 23 units, 2 labelers" in result.output
     x_row = next(line for line in lines if line.startswith("ext:x"))
     assert x_row.split()[:4] == ["ext:x", "21", f"{18 / 23:.3f}", "1.000"]
@@ -161,8 +172,20 @@ def test_cli_agreement_unknown_project_fails_clearly(committed_db):
 
 def test_cli_export_writes_the_files_and_registers_the_export(committed_db, tmp_path):
     out = tmp_path / "out"
-    args = ["export", "hand", "--out", str(out), "--strategy", "all", "--min-judgments", "2",
-            "--exclude-labeler", "ext:y", "--ties", "keep"]
+    args = [
+        "export",
+        "hand",
+        "--out",
+        str(out),
+        "--strategy",
+        "all",
+        "--min-judgments",
+        "2",
+        "--exclude-labeler",
+        "ext:y",
+        "--ties",
+        "keep",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "pairs.jsonl"]
@@ -178,8 +201,9 @@ def test_cli_export_writes_the_files_and_registers_the_export(committed_db, tmp_
 
 
 def test_cli_export_bad_filter_names_it(committed_db, tmp_path):
-    result = CliRunner().invoke(cli, ["export", "hand", "--out", str(tmp_path / "o"),
-                                      "--ties", "maybe"])
+    result = CliRunner().invoke(
+        cli, ["export", "hand", "--out", str(tmp_path / "o"), "--ties", "maybe"]
+    )
     assert result.exit_code == 1
     assert "filters.ties" in result.output
     assert not (tmp_path / "o").exists()

@@ -24,8 +24,9 @@ def take(client, headers, project_id):
 
 def judge(client, headers, task, **extra):
     body = {"ranking": [[c["id"]] for c in task["completions"]], **extra}
-    return client.post(f"/api/v1/assignments/{task['assignment_id']}/judgment",
-                       json=body, headers=headers)
+    return client.post(
+        f"/api/v1/assignments/{task['assignment_id']}/judgment", json=body, headers=headers
+    )
 
 
 def test_next_gives_a_task_in_display_order_and_is_idempotent(client, db, labeler):
@@ -50,8 +51,10 @@ def test_completions_are_shuffled_per_assignment(client, db, make_user, token_fo
     users = [make_user("labeler") for _ in range(8)]
     project = make_project(db, k=8, members=users)
     make_prompts(db, project, 1, completions=6)
-    orders = {tuple(c["id"] for c in take(client, token_for(u), project.id).json()["completions"])
-              for u in users}
+    orders = {
+        tuple(c["id"] for c in take(client, token_for(u), project.id).json()["completions"])
+        for u in users
+    }
     assert len(orders) > 1
 
 
@@ -98,8 +101,10 @@ def test_expired_lease_frees_its_slot_and_a_late_submit_writes_nothing(client, d
     make_prompts(db, project, 1)
     task = take(client, alice_h, project.id).json()
     assert take(client, bob_h, project.id).status_code == 204
-    db.execute(text("UPDATE assignments SET expires_at = now() - interval '1 minute' "
-                    "WHERE id = :id"), {"id": task["assignment_id"]})
+    db.execute(
+        text("UPDATE assignments SET expires_at = now() - interval '1 minute' WHERE id = :id"),
+        {"id": task["assignment_id"]},
+    )
     db.commit()
     late = judge(client, alice_h, task)  # expired but not yet reclaimed
     assert late.status_code == 409 and late.json()["error"]["code"] == "expired"
@@ -126,8 +131,9 @@ def test_gold_prompts_are_mixed_in_hidden_and_beyond_k(client, db, make_user, to
         assignment = db.get(Assignment, response.json()["assignment_id"])
         assert assignment.prompt_id == gold_id and assignment.is_gold
         assert judge(client, token_for(user), response.json()).status_code == 201
-        follow = db.get(Assignment, take(client, token_for(user), project.id)
-                        .json()["assignment_id"])
+        follow = db.get(
+            Assignment, take(client, token_for(user), project.id).json()["assignment_id"]
+        )
         assert follow.prompt_id in regular  # each gold prompt once per labeler
 
 
@@ -175,18 +181,28 @@ def test_skip_frees_the_slot_and_never_comes_back(client, db, labeler):
     project = make_project(db, k=1, members=[alice, bob])
     make_prompts(db, project, 1)
     task = take(client, alice_h, project.id).json()
-    assert client.post(f"/api/v1/assignments/{task['assignment_id']}/skip",
-                       headers=bob_h).status_code == 404
+    assert (
+        client.post(f"/api/v1/assignments/{task['assignment_id']}/skip", headers=bob_h).status_code
+        == 404
+    )
     skip = client.post(f"/api/v1/assignments/{task['assignment_id']}/skip", headers=alice_h)
     assert skip.status_code == 204 and skip.content == b""
-    assert client.post(f"/api/v1/assignments/{task['assignment_id']}/skip",
-                       headers=alice_h).status_code == 204  # again: no-op
+    assert (
+        client.post(
+            f"/api/v1/assignments/{task['assignment_id']}/skip", headers=alice_h
+        ).status_code
+        == 204
+    )  # again: no-op
     assert db.get(Assignment, task["assignment_id"]).status == "skipped"
     assert take(client, alice_h, project.id).status_code == 204
     bob_task = take(client, bob_h, project.id).json()
     assert judge(client, bob_h, bob_task).status_code == 201
-    assert client.post(f"/api/v1/assignments/{bob_task['assignment_id']}/skip",
-                       headers=bob_h).status_code == 409
+    assert (
+        client.post(
+            f"/api/v1/assignments/{bob_task['assignment_id']}/skip", headers=bob_h
+        ).status_code
+        == 409
+    )
     late = judge(client, alice_h, task)
     assert late.status_code == 409 and late.json()["error"]["code"] == "conflict"
 

@@ -18,8 +18,11 @@ def csrf_of(html: str) -> str:
 
 def login(client, username: str, password: str = PASSWORD):
     token = csrf_of(client.get("/login").text)
-    return client.post("/login", data={"username": username, "password": password,
-                                       "csrf_token": token}, follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
 
 
 def test_api_without_token_is_401_with_json_error(client):
@@ -39,8 +42,9 @@ def test_labeler_token_on_admin_endpoint_is_403(client, make_user, token_for):
     response = client.post("/api/v1/projects", json={"name": "x"}, headers=headers)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
-    response = client.post("/api/v1/users", json={"username": "eve", "password": "p" * 10},
-                           headers=headers)
+    response = client.post(
+        "/api/v1/users", json={"username": "eve", "password": "p" * 10}, headers=headers
+    )
     assert response.status_code == 403
 
 
@@ -51,8 +55,9 @@ def test_admin_creates_user_through_api(client, admin_headers, db):
     assert response.json()["username"] == "maria"
     again = client.post("/api/v1/users", json=body, headers=admin_headers)
     assert again.status_code == 409
-    short = client.post("/api/v1/users", json={**body, "username": "x2", "password": "short"},
-                        headers=admin_headers)
+    short = client.post(
+        "/api/v1/users", json={**body, "username": "x2", "password": "short"}, headers=admin_headers
+    )
     assert short.status_code == 422
     assert short.json()["error"]["details"][0]["field"] == "password"
 
@@ -138,7 +143,14 @@ def test_pages_redirect_to_login(client):
 def test_login_never_redirects_off_site(client, make_user):
     make_user("labeler", "lena")
     token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"username": "lena", "password": PASSWORD,
-                                           "csrf_token": token, "next": "//evil.example/"},
-                           follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={
+            "username": "lena",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+        follow_redirects=False,
+    )
     assert response.headers["location"] == "/"

@@ -152,8 +152,9 @@ def test_one_labeler_racing_themself_gets_one_lease(live_server, live_db):  # no
     got: list[int] = []
 
     def take() -> None:
-        with httpx.Client(base_url=live_server.url, timeout=60,
-                          headers={"Authorization": f"Bearer {token}"}) as client:
+        with httpx.Client(
+            base_url=live_server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
             barrier.wait()
             response = client.get(f"/api/v1/projects/{project.id}/tasks/next")
             got.append(response.json()["assignment_id"])
@@ -164,8 +165,12 @@ def test_one_labeler_racing_themself_gets_one_lease(live_server, live_db):  # no
     for thread in threads:
         thread.join(timeout=60)
     assert len(got) == 12 and len(set(got)) == 1
-    rows = live_db.execute(text("SELECT count(*), sum(slots_taken) FROM assignments, prompts "
-                                "WHERE prompts.id = assignments.prompt_id")).one()
+    rows = live_db.execute(
+        text(
+            "SELECT count(*), sum(slots_taken) FROM assignments, prompts "
+            "WHERE prompts.id = assignments.prompt_id"
+        )
+    ).one()
     assert tuple(rows) == (1, 1)
 
 
@@ -181,7 +186,8 @@ def test_a_second_concurrent_next_waits_for_the_first_and_returns_its_lease(data
         held = _next(first, user, project.id)  # leased, not committed yet
         result: dict = {}
         second = threading.Thread(
-            target=lambda: result.update(task=next_task(sessions(), user, project.id)))
+            target=lambda: result.update(task=next_task(sessions(), user, project.id))
+        )
         second.start()
         second.join(timeout=1.0)
         assert second.is_alive()  # waiting on the one-active-lease index

@@ -58,15 +58,24 @@ def test_demo_seeds_reviewed_project_export_and_model_then_a_reward_run_finishes
         with Session(engine) as session:
             project = session.scalar(select(Project).where(Project.name == REVIEWED_PROJECT_NAME))
             assert project is not None
-            n = session.scalar(select(func.count()).select_from(Judgment)
-                               .where(Judgment.project_id == project.id))
+            n = session.scalar(
+                select(func.count()).select_from(Judgment).where(Judgment.project_id == project.id)
+            )
             assert n == 52
             export = session.scalar(select(Export).where(Export.project_id == project.id))
             assert export.manifest["counts"]["pairs"] > 0
             settings = Settings(database_url=url, data_dir=data_dir)
-            run = runs.create_run(session, settings, runs.RunRequest(
-                kind="reward", base_model=str(model), export_id=export.id, preset="tiny-cpu",
-                config={"max_steps": 2}))
+            run = runs.create_run(
+                session,
+                settings,
+                runs.RunRequest(
+                    kind="reward",
+                    base_model=str(model),
+                    export_id=export.id,
+                    preset="tiny-cpu",
+                    config={"max_steps": 2},
+                ),
+            )
             run_id, export_id, project_id = run.id, export.id, project.id
         again = CliRunner().invoke(cli_app, ["demo", "--no-serve"])  # idempotent
         assert again.exit_code == 0, again.output
@@ -76,10 +85,15 @@ def test_demo_seeds_reviewed_project_export_and_model_then_a_reward_run_finishes
         with Session(engine) as session:
             run = session.get(TrainingRun, run_id)
             assert run.status == "succeeded", run.error or run.log_tail
-            metrics = session.scalars(select(RunMetric.values)
-                                      .where(RunMetric.run_id == run_id)).all()
+            metrics = session.scalars(
+                select(RunMetric.values).where(RunMetric.run_id == run_id)
+            ).all()
             assert metrics and any("loss" in str(v) for v in metrics)
-            assert session.scalar(select(func.count()).select_from(Export)
-                                  .where(Export.project_id == project_id)) == 1
+            assert (
+                session.scalar(
+                    select(func.count()).select_from(Export).where(Export.project_id == project_id)
+                )
+                == 1
+            )
     finally:
         engine.dispose()

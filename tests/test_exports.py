@@ -43,11 +43,18 @@ def prompt(pid: str, ids: str, judgments: dict[str, Any], **extra: Any) -> dict[
 
 # Hand-checkable: see the expected pairs in tests/test_exports.py.
 SMALL = [
-    prompt("p1", "abc", {"x": ranking("a", "b", "c"), "y": ranking("a", "c", "b"),
-                         "z": ranking("b", "a", "c")}),
+    prompt(
+        "p1",
+        "abc",
+        {"x": ranking("a", "b", "c"), "y": ranking("a", "c", "b"), "z": ranking("b", "a", "c")},
+    ),
     prompt("p2", "ab", {"x": ranking("ab"), "y": ranking("a", "b")}),
-    prompt("p3", "ab", {"x": ranking("b", "a")},
-           text=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]),
+    prompt(
+        "p3",
+        "ab",
+        {"x": ranking("b", "a")},
+        text=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+    ),
     prompt("p4", "ab", {"x": ranking("a", "b")}, gold=ranking("a", "b")),
     prompt("p5", "ab", {"x": "reject", "y": ranking("a", "b")}),
 ]
@@ -77,9 +84,17 @@ def rows_of(client, headers, export_id: int) -> list[dict[str, Any]]:
 
 
 def key(row: dict[str, Any]) -> tuple:
-    return (row["prompt_id"], row["chosen_id"], row["rejected_id"], row["votes_for"],
-            row["votes_against"], row["votes_tie"], row["n_judgments"], row["margin"],
-            row["agreement"])
+    return (
+        row["prompt_id"],
+        row["chosen_id"],
+        row["rejected_id"],
+        row["votes_for"],
+        row["votes_against"],
+        row["votes_tie"],
+        row["n_judgments"],
+        row["margin"],
+        row["agreement"],
+    )
 
 
 # (prompt, chosen, rejected, for, against, tie, n_judgments, margin, agreement), by hand;
@@ -106,8 +121,10 @@ def test_consensus_export_matches_hand_computed_rows(client, db, admin_headers, 
     assert [key(r) for r in rows] == CONSENSUS_ROWS
     assert [r["prompt"] for r in rows][:1] == ["Question p1?"]
     chat = rows[4]
-    assert chat["prompt"] == [{"role": "system", "content": "Be brief."},
-                              {"role": "user", "content": "Hi"}]
+    assert chat["prompt"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
     assert chat["chosen"] == [{"role": "assistant", "content": "answer b of p3"}]
     assert chat["rejected"] == [{"role": "assistant", "content": "answer a of p3"}]
     assert rows[0]["chosen"] == "answer a of p1" and rows[0]["rejected"] == "answer b of p1"
@@ -115,8 +132,13 @@ def test_consensus_export_matches_hand_computed_rows(client, db, admin_headers, 
     assert manifest["id"] == body["id"]
     assert manifest["project"] == {"id": project.id, "name": "small"}
     assert manifest["strategy"] == "consensus"
-    assert manifest["filters"] == {"min_judgments": 1, "min_agreement": 0.0,
-                                   "exclude_labelers": [], "include_gold": False, "ties": "drop"}
+    assert manifest["filters"] == {
+        "min_judgments": 1,
+        "min_agreement": 0.0,
+        "exclude_labelers": [],
+        "include_gold": False,
+        "ties": "drop",
+    }
     assert manifest["counts"] == {"prompts": 4, "judgments": 8, "pairs": 6}
     assert manifest["method"]["consensus"] == "bradley_terry"
     assert manifest["method"]["margin"].startswith("votes_for / n_ranking_judgments")
@@ -133,8 +155,10 @@ def test_same_data_and_settings_give_the_same_bytes(client, db, admin_headers):
     first = create(client, admin_headers, project.id, strategy="all").json()
     second = create(client, admin_headers, project.id, strategy="all").json()
     assert first["id"] != second["id"]
-    pairs = [client.get(f"/api/v1/exports/{e['id']}/pairs.jsonl", headers=admin_headers).content
-             for e in (first, second)]
+    pairs = [
+        client.get(f"/api/v1/exports/{e['id']}/pairs.jsonl", headers=admin_headers).content
+        for e in (first, second)
+    ]
     assert pairs[0] == pairs[1] and pairs[0]
     assert first["manifest"]["sha256"] == second["manifest"]["sha256"]
     assert first["manifest"]["sha256"] == hashlib.sha256(pairs[0]).hexdigest()
@@ -146,8 +170,13 @@ def test_manifest_agreement_is_the_project_figures(client, db, admin_headers):
     project = seed_project(db, SMALL)
     manifest = create(client, admin_headers, project.id).json()["manifest"]
     figures = client.get(f"/api/v1/projects/{project.id}/agreement", headers=admin_headers).json()
-    for name in ("alpha_nominal", "alpha_interval", "pairwise_agreement", "mean_kendall_w",
-                 "counts"):
+    for name in (
+        "alpha_nominal",
+        "alpha_interval",
+        "pairwise_agreement",
+        "mean_kendall_w",
+        "counts",
+    ):
         assert manifest["agreement"][name] == figures[name], name
     assert manifest["agreement"]["counts"]["judgments"] == 9
     assert "ci95" not in manifest["agreement"]
@@ -174,52 +203,109 @@ def test_downloads_stream_the_files(client, db, admin_headers, settings):
     listed = client.get(f"/api/v1/projects/{project.id}/exports", headers=admin_headers).json()
     assert [e["id"] for e in listed] == [export_id]
     assert listed[0]["files"]["pairs.jsonl"] == f"/api/v1/exports/{export_id}/pairs.jsonl"
-    assert client.get("/api/v1/exports/999999/pairs.jsonl",
-                      headers=admin_headers).status_code == 404
+    assert (
+        client.get("/api/v1/exports/999999/pairs.jsonl", headers=admin_headers).status_code == 404
+    )
 
 
 def pair_keys(rows: list[dict[str, Any]]) -> list[tuple]:
-    return [(r["prompt_id"], r["chosen_id"], r["rejected_id"], r.get("tie"), r.get("labeler"))
-            for r in rows]
+    return [
+        (r["prompt_id"], r["chosen_id"], r["rejected_id"], r.get("tie"), r.get("labeler"))
+        for r in rows
+    ]
 
 
 @pytest.mark.parametrize(
     ("strategy", "filters", "expected"),
     [
-        ("consensus", {"min_judgments": 3}, [("p1", "a", "b", None, None),
-                                             ("p1", "a", "c", None, None),
-                                             ("p1", "b", "c", None, None)]),
-        ("consensus", {"min_agreement": 0.7}, [("p1", "a", "c", None, None),
-                                               ("p3", "b", "a", None, None),
-                                               ("p5", "a", "b", None, None)]),
+        (
+            "consensus",
+            {"min_judgments": 3},
+            [
+                ("p1", "a", "b", None, None),
+                ("p1", "a", "c", None, None),
+                ("p1", "b", "c", None, None),
+            ],
+        ),
+        (
+            "consensus",
+            {"min_agreement": 0.7},
+            [
+                ("p1", "a", "c", None, None),
+                ("p3", "b", "a", None, None),
+                ("p5", "a", "b", None, None),
+            ],
+        ),
         # without z, p1's b and c are tied 1-1 (a tie row: dropped), and p3 loses nothing
-        ("consensus", {"exclude_labelers": ["ext:z"], "min_judgments": 2},
-         [("p1", "a", "b", None, None), ("p1", "a", "c", None, None),
-          ("p2", "a", "b", None, None), ("p5", "a", "b", None, None)]),
-        ("consensus", {"include_gold": True, "min_judgments": 1, "min_agreement": 1.0},
-         [("p1", "a", "c", None, None), ("p3", "b", "a", None, None),
-          ("p4", "a", "b", None, None), ("p5", "a", "b", None, None)]),
+        (
+            "consensus",
+            {"exclude_labelers": ["ext:z"], "min_judgments": 2},
+            [
+                ("p1", "a", "b", None, None),
+                ("p1", "a", "c", None, None),
+                ("p2", "a", "b", None, None),
+                ("p5", "a", "b", None, None),
+            ],
+        ),
+        (
+            "consensus",
+            {"include_gold": True, "min_judgments": 1, "min_agreement": 1.0},
+            [
+                ("p1", "a", "c", None, None),
+                ("p3", "b", "a", None, None),
+                ("p4", "a", "b", None, None),
+                ("p5", "a", "b", None, None),
+            ],
+        ),
         # without y, p1's a and b are 1-1 (a tie row); p5 keeps only a reject_all
-        ("consensus", {"ties": "keep", "exclude_labelers": ["ext:y"]},
-         [("p1", "a", "b", True, None), ("p1", "a", "c", False, None),
-          ("p1", "b", "c", False, None), ("p2", "a", "b", True, None),
-          ("p3", "b", "a", False, None)]),
-        ("best_vs_worst", {"min_judgments": 2},
-         [("p1", "a", "c", None, None), ("p2", "a", "b", None, None),
-          ("p5", "a", "b", None, None)]),
-        ("best_vs_rest", {"min_judgments": 3},
-         [("p1", "a", "b", None, None), ("p1", "a", "c", None, None)]),
-        ("all", {"min_judgments": 2, "ties": "keep"},
-         [("p1", "a", "b", False, "ext:x"), ("p1", "a", "c", False, "ext:x"),
-          ("p1", "b", "c", False, "ext:x"), ("p1", "a", "c", False, "ext:y"),
-          ("p1", "a", "b", False, "ext:y"), ("p1", "c", "b", False, "ext:y"),
-          ("p1", "b", "a", False, "ext:z"), ("p1", "b", "c", False, "ext:z"),
-          ("p1", "a", "c", False, "ext:z"), ("p2", "a", "b", True, "ext:x"),
-          ("p2", "a", "b", False, "ext:y"), ("p5", "a", "b", False, "ext:y")]),
+        (
+            "consensus",
+            {"ties": "keep", "exclude_labelers": ["ext:y"]},
+            [
+                ("p1", "a", "b", True, None),
+                ("p1", "a", "c", False, None),
+                ("p1", "b", "c", False, None),
+                ("p2", "a", "b", True, None),
+                ("p3", "b", "a", False, None),
+            ],
+        ),
+        (
+            "best_vs_worst",
+            {"min_judgments": 2},
+            [
+                ("p1", "a", "c", None, None),
+                ("p2", "a", "b", None, None),
+                ("p5", "a", "b", None, None),
+            ],
+        ),
+        (
+            "best_vs_rest",
+            {"min_judgments": 3},
+            [("p1", "a", "b", None, None), ("p1", "a", "c", None, None)],
+        ),
+        (
+            "all",
+            {"min_judgments": 2, "ties": "keep"},
+            [
+                ("p1", "a", "b", False, "ext:x"),
+                ("p1", "a", "c", False, "ext:x"),
+                ("p1", "b", "c", False, "ext:x"),
+                ("p1", "a", "c", False, "ext:y"),
+                ("p1", "a", "b", False, "ext:y"),
+                ("p1", "c", "b", False, "ext:y"),
+                ("p1", "b", "a", False, "ext:z"),
+                ("p1", "b", "c", False, "ext:z"),
+                ("p1", "a", "c", False, "ext:z"),
+                ("p2", "a", "b", True, "ext:x"),
+                ("p2", "a", "b", False, "ext:y"),
+                ("p5", "a", "b", False, "ext:y"),
+            ],
+        ),
     ],
 )
-def test_strategies_and_filters_through_the_api(client, db, admin_headers, strategy, filters,
-                                               expected):
+def test_strategies_and_filters_through_the_api(
+    client, db, admin_headers, strategy, filters, expected
+):
     project = seed_project(db, SMALL)
     response = create(client, admin_headers, project.id, strategy=strategy, filters=filters)
     assert response.status_code == 201, response.text
@@ -247,8 +333,9 @@ def test_strategies_and_filters_through_the_api(client, db, admin_headers, strat
         ({"strategy": "all", "format": "csv"}, "format"),
     ],
 )
-def test_bad_strategy_or_filters_is_422_naming_the_field(client, db, admin_headers, settings,
-                                                         body, field):
+def test_bad_strategy_or_filters_is_422_naming_the_field(
+    client, db, admin_headers, settings, body, field
+):
     project = seed_project(db, SMALL)
     response = create(client, admin_headers, project.id, **body)
     assert response.status_code == 422
@@ -283,8 +370,7 @@ def test_unknown_project_is_404(client, admin_headers):
     assert create(client, admin_headers, 424242).status_code == 404
 
 
-def test_failed_export_leaves_no_row_and_no_files(client, db, admin_headers, settings,
-                                                  monkeypatch):
+def test_failed_export_leaves_no_row_and_no_files(client, db, admin_headers, settings, monkeypatch):
     project = seed_project(db, SMALL)
     calls = []
 
@@ -344,8 +430,9 @@ def test_export_loads_with_datasets_in_trl_columns(client, db, admin_headers, tm
     project = seed_project(db, records)
     export_id = create(client, admin_headers, project.id).json()["id"]
     path = tmp_path / "pairs.jsonl"
-    path.write_bytes(client.get(f"/api/v1/exports/{export_id}/pairs.jsonl",
-                                headers=admin_headers).content)
+    path.write_bytes(
+        client.get(f"/api/v1/exports/{export_id}/pairs.jsonl", headers=admin_headers).content
+    )
     dataset = datasets.load_dataset("json", data_files=str(path), split="train")
     assert {"prompt", "chosen", "rejected", "margin"} <= set(dataset.column_names)
     assert dataset.num_rows == 5
@@ -358,8 +445,9 @@ def test_chat_export_loads_in_conversational_format(client, db, admin_headers, t
     project = seed_project(db, [r for r in SMALL if r["id"] == "p3"])
     export_id = create(client, admin_headers, project.id).json()["id"]
     path = tmp_path / "pairs.jsonl"
-    path.write_bytes(client.get(f"/api/v1/exports/{export_id}/pairs.jsonl",
-                                headers=admin_headers).content)
+    path.write_bytes(
+        client.get(f"/api/v1/exports/{export_id}/pairs.jsonl", headers=admin_headers).content
+    )
     row = datasets.load_dataset("json", data_files=str(path), split="train")[0]
     assert row["prompt"][-1] == {"role": "user", "content": "Hi"}
     assert row["chosen"] == [{"role": "assistant", "content": "answer b of p3"}]

@@ -44,9 +44,9 @@ def test_dashboard_shows_figures_labelers_kappa_and_chart_data(admin_client, db)
     assert figure(html, "pairwise_agreement") == f"{18 / 23:.3f}"
     assert figure(html, "mean_kendall_w") == "0.750"
     assert "21 prompts · 42 judgments" in html
-    labelers = html[html.index('<table id="labelers">'):]
+    labelers = html[html.index('<table id="labelers">') :]
     assert re.search(r"<td>ext:x</td><td>21</td><td>78.3 %</td>\s*<td>100.0 %</td>", labelers)
-    heatmap = html[html.index('<table class="heatmap" id="kappa">'):]
+    heatmap = html[html.index('<table class="heatmap" id="kappa">') :]
     assert heatmap.count(f">{132 / 247:.2f}</td>") == 2
     chart = json.loads(re.search(r'id="agreement-data">(.*?)</script>', html).group(1))
     assert [f["value"] for f in chart["figures"]][2] == pytest.approx(18 / 23, abs=1e-4)
@@ -57,7 +57,7 @@ def test_dashboard_shows_figures_labelers_kappa_and_chart_data(admin_client, db)
 def test_disagreements_lowest_first_and_paged_with_htmx(admin_client, db):
     project = seed_project(db, hand_project())
     html = page_of(admin_client, project.id)
-    listing = html[html.index('<div id="disagreements">'):]
+    listing = html[html.index('<div id="disagreements">') :]
     ids = re.findall(r'hx-target="#detail-\d+" hx-swap="innerHTML">([^<]+)</a>', listing)
     assert ids[:5] == ["t16", "t17", "t18", "t19", "w"]  # agreement 0, 0, 0, 0, then 2/3
     assert len(ids) == 20 and "page 1 of 2" in listing
@@ -78,10 +78,18 @@ def test_prompt_judgments_side_by_side_escaped(admin_client, db, make_user):
     project = seed_project(db, [record])
     stored = db.query(Prompt).filter_by(project_id=project.id).one()
     lena = make_user("labeler", "lena")
-    db.add(Judgment(project_id=project.id, prompt_id=stored.id, labeler_id=lena.id,
-                    ranking=[["b"], ["a"]], ratings={"a": {"helpful": 2}, "b": {"helpful": 5}},
-                    flags={"a": ["unsafe"]}, rationale="<b>a</b> is <i>wrong</i>",
-                    duration_ms=12_000))
+    db.add(
+        Judgment(
+            project_id=project.id,
+            prompt_id=stored.id,
+            labeler_id=lena.id,
+            ranking=[["b"], ["a"]],
+            ratings={"a": {"helpful": 2}, "b": {"helpful": 5}},
+            flags={"a": ["unsafe"]},
+            rationale="<b>a</b> is <i>wrong</i>",
+            duration_ms=12_000,
+        )
+    )
     db.commit()
     url = f"/admin/projects/{project.id}/agreement/prompts/{stored.id}"
     fragment = admin_client.get(url, headers=HTMX)
@@ -95,13 +103,23 @@ def test_prompt_judgments_side_by_side_escaped(admin_client, db, make_user):
     assert "a flagged: unsafe" in text and "12 s" in text
     assert admin_client.get(url).text.count("<html") == 1
     other = projects.create_project(db, "other")
-    assert admin_client.get(f"/admin/projects/{other.id}/agreement/prompts/{stored.id}",
-                            headers=HTMX).status_code == 404
+    assert (
+        admin_client.get(
+            f"/admin/projects/{other.id}/agreement/prompts/{stored.id}", headers=HTMX
+        ).status_code
+        == 404
+    )
 
 
 def form_fields(html: str, **values: str) -> dict[str, str]:
-    fields = {"csrf_token": csrf_of(html), "strategy": "consensus", "min_judgments": "1",
-              "min_agreement": "0", "ties": "drop", "exclude_labelers": ""}
+    fields = {
+        "csrf_token": csrf_of(html),
+        "strategy": "consensus",
+        "min_judgments": "1",
+        "min_agreement": "0",
+        "ties": "drop",
+        "exclude_labelers": "",
+    }
     return {**fields, **values}
 
 
@@ -127,9 +145,11 @@ def test_export_form_with_htmx_adds_the_export_and_a_toast(admin_client, db, set
 def test_export_form_without_javascript_redirects(admin_client, db):
     project = seed_project(db, hand_project())
     html = page_of(admin_client, project.id)
-    response = admin_client.post(f"/admin/projects/{project.id}/exports",
-                                 data=form_fields(html, include_gold="on"),
-                                 follow_redirects=False)
+    response = admin_client.post(
+        f"/admin/projects/{project.id}/exports",
+        data=form_fields(html, include_gold="on"),
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert response.headers["location"] == f"/admin/projects/{project.id}/agreement#exports"
     listed = page_of(admin_client, project.id)
@@ -156,15 +176,21 @@ def test_export_form_errors_name_the_fields_and_keep_the_values(admin_client, db
 
 def test_adaptive_overlap_progress(admin_client, db):
     crowd = {name: ranking("a", "b") for name in ("q", "r", "s")}
-    records = [prompt("five", "ab", crowd | {"t": ranking("b", "a"), "u": ranking("a", "b")}),
-               prompt("three", "ab", crowd), prompt("two", "ab", {"q": ranking("a", "b")})]
+    records = [
+        prompt("five", "ab", crowd | {"t": ranking("b", "a"), "u": ranking("a", "b")}),
+        prompt("three", "ab", crowd),
+        prompt("two", "ab", {"q": ranking("a", "b")}),
+    ]
     project = seed_project(db, records, adaptive={"max_labels": 5, "min_agreement": 0.8})
-    db.execute(update(Prompt).where(Prompt.project_id == project.id, Prompt.external_id == "three")
-               .values(target_labels=4))
+    db.execute(
+        update(Prompt)
+        .where(Prompt.project_id == project.id, Prompt.external_id == "three")
+        .values(target_labels=4)
+    )
     db.commit()
     html = page_of(admin_client, project.id)
     assert "adaptive overlap asks up to 5 labelers" in html and "below 0.80" in html
-    overlap = html[html.index('<div class="figures" id="overlap">'):]
+    overlap = html[html.index('<div class="figures" id="overlap">') :]
     numbers = re.findall(r"<b>(\d+)</b>", overlap)[:4]
     assert numbers == ["2", "2", "1", "2"]  # reached k, raised, waiting, beyond k
 

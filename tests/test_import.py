@@ -35,8 +35,12 @@ def counts(db) -> tuple[int, int, int, int]:
 
 def post(client, headers, project_id, body: bytes, fmt: str | None = None, **params):
     params = {"format": fmt, **params} if fmt else params
-    return client.post(f"/api/v1/projects/{project_id}/import", content=body, params=params,
-                       headers={**NDJSON, **headers})
+    return client.post(
+        f"/api/v1/projects/{project_id}/import",
+        content=body,
+        params=params,
+        headers={**NDJSON, **headers},
+    )
 
 
 def problems(response) -> list[tuple[int | None, str]]:
@@ -51,71 +55,122 @@ def project(db):
 
 BAD_FILES = {
     "bad json": (jsonl(row("ok")) + b'{"id": "x", "prompt": \n', None, (2, "json")),
-    "nan": (b'{"id": "x", "prompt": "q", "completions": [], "metadata": {"x": NaN}}\n', None,
-            (1, "json")),
+    "nan": (
+        b'{"id": "x", "prompt": "q", "completions": [], "metadata": {"x": NaN}}\n',
+        None,
+        (1, "json"),
+    ),
     "not an object": (b'["p1", "q"]\n', None, (1, "json")),
     "prompt type": (jsonl(row(prompt=3)), None, (1, "prompt")),
-    "text type": (jsonl(row(completions=[{"id": "a", "text": "x"}, {"id": "b", "text": 7}])),
-                  None, (1, "completions[1].text")),
-    "message role": (jsonl(row(prompt=[{"role": "robot", "content": "hi"}])), None,
-                     (1, "prompt[0].role")),
+    "text type": (
+        jsonl(row(completions=[{"id": "a", "text": "x"}, {"id": "b", "text": 7}])),
+        None,
+        (1, "completions[1].text"),
+    ),
+    "message role": (
+        jsonl(row(prompt=[{"role": "robot", "content": "hi"}])),
+        None,
+        (1, "prompt[0].role"),
+    ),
     "missing id": (jsonl({k: v for k, v in row().items() if k != "id"}), None, (1, "id")),
     "missing completions": (jsonl({"id": "p", "prompt": "q"}), None, (1, "completions")),
-    "missing completion text": (jsonl(row(completions=[{"id": "a"}, {"id": "b", "text": ""}])),
-                                None, (1, "completions[0].text")),
+    "missing completion text": (
+        jsonl(row(completions=[{"id": "a"}, {"id": "b", "text": ""}])),
+        None,
+        (1, "completions[0].text"),
+    ),
     "unknown field": (jsonl(row(colour="red")), None, (1, "colour")),
     "unknown completion field": (
         jsonl(row(completions=[{"id": "a", "text": "x", "score": 1}, {"id": "b", "text": "y"}])),
-        None, (1, "completions[0].score")),
+        None,
+        (1, "completions[0].score"),
+    ),
     "duplicate prompt id": (jsonl(row("p1"), row("p2"), row("p1")), None, (3, "id")),
     "duplicate completion id": (
         jsonl(row(completions=[{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])),
-        None, (1, "completions[1].id")),
+        None,
+        (1, "completions[1].id"),
+    ),
     "one completion": (jsonl(row(n=1)), None, (1, "completions")),
     "ten completions": (jsonl(row(n=10)), None, (1, "completions")),
     "gold misses one": (jsonl(row(n=3, gold=[["a"], ["b"]])), None, (1, "gold")),
     "gold repeats one": (jsonl(row(n=2, gold=[["a"], ["b"], ["a"]])), None, (1, "gold")),
     "judgment misses one": (
         jsonl(row(n=3, judgments=[{"labeler": "ext:x", "ranking": [["a", "b"]]}])),
-        None, (1, "judgments[0].ranking")),
+        None,
+        (1, "judgments[0].ranking"),
+    ),
     "judgment unknown id": (
         jsonl(row(judgments=[{"labeler": "ext:x", "ranking": [["a"], ["z"]]}])),
-        None, (1, "judgments[0].ranking")),
+        None,
+        (1, "judgments[0].ranking"),
+    ),
     "internal labeler": (
         jsonl(row(judgments=[{"labeler": "alice", "ranking": [["a"], ["b"]]}])),
-        None, (1, "judgments[0].labeler")),
+        None,
+        (1, "judgments[0].labeler"),
+    ),
     "labeler twice": (
-        jsonl(row(judgments=[{"labeler": "ext:x", "ranking": [["a"], ["b"]]},
-                             {"labeler": "ext:x", "ranking": [["b"], ["a"]]}])),
-        None, (1, "judgments[1].labeler")),
-    "nul in text": (jsonl(row(completions=[{"id": "a", "text": "x\u0000"},
-                                           {"id": "b", "text": "y"}])),
-                    None, (1, "completions[0].text")),
-    "nul in model": (jsonl(row(completions=[{"id": "a", "text": "x", "model": "m\u0000"},
-                                            {"id": "b", "text": "y"}])),
-                     None, (1, "completions[0].model")),
-    "invalid utf-8": (jsonl(row("p1")) + b'{"id": "p2", "prompt": "caf\xe9"}\n', None,
-                      (2, "encoding")),
+        jsonl(
+            row(
+                judgments=[
+                    {"labeler": "ext:x", "ranking": [["a"], ["b"]]},
+                    {"labeler": "ext:x", "ranking": [["b"], ["a"]]},
+                ]
+            )
+        ),
+        None,
+        (1, "judgments[1].labeler"),
+    ),
+    "nul in text": (
+        jsonl(row(completions=[{"id": "a", "text": "x\u0000"}, {"id": "b", "text": "y"}])),
+        None,
+        (1, "completions[0].text"),
+    ),
+    "nul in model": (
+        jsonl(
+            row(
+                completions=[{"id": "a", "text": "x", "model": "m\u0000"}, {"id": "b", "text": "y"}]
+            )
+        ),
+        None,
+        (1, "completions[0].model"),
+    ),
+    "invalid utf-8": (
+        jsonl(row("p1")) + b'{"id": "p2", "prompt": "caf\xe9"}\n',
+        None,
+        (2, "encoding"),
+    ),
     "empty file": (b"", None, (None, "file")),
     "only blank lines": (b"\n  \n\r\n", None, (None, "file")),
-    "pair in jsonl": (jsonl({"prompt": "q", "chosen": "a", "rejected": "b"}), None,
-                      (1, "completions")),
-    "csv ragged row": (b"id,prompt,completion_1,completion_2\np1,q,a,b\np2,q2,a\n", "csv",
-                       (3, "row")),
+    "pair in jsonl": (
+        jsonl({"prompt": "q", "chosen": "a", "rejected": "b"}),
+        None,
+        (1, "completions"),
+    ),
+    "csv ragged row": (
+        b"id,prompt,completion_1,completion_2\np1,q,a,b\np2,q2,a\n",
+        "csv",
+        (3, "row"),
+    ),
     "csv no prompt column": (b"id,completion_1,completion_2\np1,a,b\n", "csv", (1, "header")),
-    "csv one completion": (b"prompt,completion_1,completion_2\nq,a,\n", "csv",
-                           (2, "completions")),
+    "csv one completion": (b"prompt,completion_1,completion_2\nq,a,\n", "csv", (2, "completions")),
     "pairs without rejected": (jsonl({"prompt": "q", "chosen": "a"}), "pairs", (1, "rejected")),
-    "pairs unknown field": (jsonl({"prompt": "q", "chosen": "a", "rejected": "b", "x": 1}),
-                            "pairs", (1, "x")),
-    "hh without assistant": (jsonl({"chosen": "\n\nHuman: hi", "rejected": "\n\nHuman: yo"}),
-                             "pairs", (1, "chosen")),
+    "pairs unknown field": (
+        jsonl({"prompt": "q", "chosen": "a", "rejected": "b", "x": 1}),
+        "pairs",
+        (1, "x"),
+    ),
+    "hh without assistant": (
+        jsonl({"chosen": "\n\nHuman: hi", "rejected": "\n\nHuman: yo"}),
+        "pairs",
+        (1, "chosen"),
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_malformed_file_is_refused_and_nothing_is_written(client, db, admin_headers, project,
-                                                          case):
+def test_malformed_file_is_refused_and_nothing_is_written(client, db, admin_headers, project, case):
     body, fmt, expected = BAD_FILES[case]
     before = counts(db)
     response = post(client, admin_headers, project.id, body, fmt)
@@ -139,8 +194,10 @@ def test_errors_stop_at_one_hundred(client, db, admin_headers, project):
 
 def test_error_after_a_written_batch_rolls_everything_back(client, db, admin_headers, project):
     before = counts(db)
-    good = [row(f"p{i}", judgments=[{"labeler": "ext:early", "ranking": [["a"], ["b"]]}])
-            for i in range(1500)]
+    good = [
+        row(f"p{i}", judgments=[{"labeler": "ext:early", "ranking": [["a"], ["b"]]}])
+        for i in range(1500)
+    ]
     response = post(client, admin_headers, project.id, jsonl(*good, row("bad", n=1)))
     assert problems(response) == [(1501, "completions")]
     assert counts(db) == before
@@ -148,8 +205,9 @@ def test_error_after_a_written_batch_rolls_everything_back(client, db, admin_hea
 
 
 def test_ten_megabyte_line_is_refused_cleanly(client, db, admin_headers, project):
-    huge = row("big", completions=[{"id": "a", "text": "x" * (10 * 2**20)},
-                                   {"id": "b", "text": "y"}])
+    huge = row(
+        "big", completions=[{"id": "a", "text": "x" * (10 * 2**20)}, {"id": "b", "text": "y"}]
+    )
     before = counts(db)
     response = post(client, admin_headers, project.id, jsonl(row("p1"), huge, row("p1")))
     assert problems(response) == [(2, "line"), (3, "id")]
@@ -167,35 +225,51 @@ def test_body_over_the_upload_limit_is_413(client, admin_headers, project, monke
 def test_jsonl_import_writes_every_field(client, db, admin_headers, project):
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
     record = {
-        "id": "p-17", "prompt": chat, "metadata": {"source": "demo"},
-        "completions": [{"id": "a", "text": "Open the windows.", "model": "base-v1",
-                         "metadata": {"t": 0.7}},
-                        {"id": "b", "text": "Buy a fan."}, {"id": "c", "text": ""}],
+        "id": "p-17",
+        "prompt": chat,
+        "metadata": {"source": "demo"},
+        "completions": [
+            {"id": "a", "text": "Open the windows.", "model": "base-v1", "metadata": {"t": 0.7}},
+            {"id": "b", "text": "Buy a fan."},
+            {"id": "c", "text": ""},
+        ],
         "gold": [["a"], ["b", "c"]],
     }
     response = post(client, admin_headers, project.id, jsonl(record, row("p-18", n=2)))
     assert response.status_code == 200, response.text
     assert response.json() == {"imported": 2, "skipped": 0}
     prompt = db.scalar(select(Prompt).where(Prompt.external_id == "p-17"))
-    assert (prompt.prompt, prompt.metadata_, prompt.gold) == (chat, {"source": "demo"},
-                                                              [["a"], ["b", "c"]])
+    assert (prompt.prompt, prompt.metadata_, prompt.gold) == (
+        chat,
+        {"source": "demo"},
+        [["a"], ["b", "c"]],
+    )
     assert (prompt.is_gold, prompt.target_labels, prompt.n_judgments, prompt.slots_taken) == (
-        True, 3, 0, 0)
-    completions = db.scalars(select(Completion).where(Completion.prompt_id == prompt.id)
-                             .order_by(Completion.position)).all()
+        True,
+        3,
+        0,
+        0,
+    )
+    completions = db.scalars(
+        select(Completion).where(Completion.prompt_id == prompt.id).order_by(Completion.position)
+    ).all()
     assert [(c.external_id, c.position, c.model) for c in completions] == [
-        ("a", 0, "base-v1"), ("b", 1, None), ("c", 2, None)]
+        ("a", 0, "base-v1"),
+        ("b", 1, None),
+        ("c", 2, None),
+    ]
     assert completions[0].metadata_ == {"t": 0.7} and completions[2].text == ""
     other = db.scalar(select(Prompt).where(Prompt.external_id == "p-18"))
     assert other.gold is None and not other.is_gold
     assert db.scalar(select(Prompt.gold.is_(None)).where(Prompt.id == other.id))
 
 
-def test_imported_judgments_count_and_create_external_labelers(client, db, admin_headers,
-                                                                project):
+def test_imported_judgments_count_and_create_external_labelers(client, db, admin_headers, project):
     orders = ["abc", "acb", "abc", "bac"]
-    judgments = [{"labeler": f"ext:ann{i}", "ranking": [[c] for c in order]}
-                 for i, order in enumerate(orders)]
+    judgments = [
+        {"labeler": f"ext:ann{i}", "ranking": [[c] for c in order]}
+        for i, order in enumerate(orders)
+    ]
     judgments.append({"labeler": "ext:ann9", "reject_all": True})
     response = post(client, admin_headers, project.id, jsonl(row("p1", n=3, judgments=judgments)))
     assert response.status_code == 200, response.text
@@ -204,17 +278,25 @@ def test_imported_judgments_count_and_create_external_labelers(client, db, admin
     assert prompt.agreement == pytest.approx(12 / 18)  # agreeing labeler pairs over all
     assert prompt.kendall_w is not None and 0 < prompt.kendall_w < 1
     labelers = db.scalars(select(User).where(User.username.like("ext:%"))).all()
-    assert {u.username for u in labelers} == {"ext:ann0", "ext:ann1", "ext:ann2", "ext:ann3",
-                                              "ext:ann9"}
-    assert all(u.is_external and u.password_hash is None and u.role == "labeler"
-               for u in labelers)
-    reject = db.scalar(select(Judgment).join(User, User.id == Judgment.labeler_id)
-                       .where(User.username == "ext:ann9"))
+    assert {u.username for u in labelers} == {
+        "ext:ann0",
+        "ext:ann1",
+        "ext:ann2",
+        "ext:ann3",
+        "ext:ann9",
+    }
+    assert all(u.is_external and u.password_hash is None and u.role == "labeler" for u in labelers)
+    reject = db.scalar(
+        select(Judgment)
+        .join(User, User.id == Judgment.labeler_id)
+        .where(User.username == "ext:ann9")
+    )
     assert reject.reject_all and reject.ranking is None and reject.assignment_id is None
 
 
-def test_reimport_is_a_noop_and_skips_judgments_of_known_prompts(client, db, admin_headers,
-                                                                  project):
+def test_reimport_is_a_noop_and_skips_judgments_of_known_prompts(
+    client, db, admin_headers, project
+):
     first = jsonl(row("p1"), row("p2"))
     assert post(client, admin_headers, project.id, first).json() == {"imported": 2, "skipped": 0}
     before = counts(db)
@@ -241,8 +323,9 @@ def test_multipart_upload_and_csv_by_content_type(client, db, admin_headers, pro
     response = client.post(url, files=files, headers=admin_headers)
     assert response.json() == {"imported": 1, "skipped": 0}
     csv_body = b"id,prompt,completion_1,completion_2\nc1,q,a,b\n"
-    response = client.post(url, content=csv_body,
-                           headers={**admin_headers, "Content-Type": "text/csv"})
+    response = client.post(
+        url, content=csv_body, headers={**admin_headers, "Content-Type": "text/csv"}
+    )
     assert response.json() == {"imported": 1, "skipped": 0}
     response = client.post(url, files={"nothing": ("x", b"")}, headers=admin_headers)
     assert problems(response) == [(None, "file")]
@@ -250,7 +333,8 @@ def test_multipart_upload_and_csv_by_content_type(client, db, admin_headers, pro
 
 def test_unknown_format_and_bad_labeler_are_422(client, admin_headers, project):
     assert problems(post(client, admin_headers, project.id, jsonl(row()), "xml")) == [
-        (None, "format")]
+        (None, "format")
+    ]
     response = post(client, admin_headers, project.id, jsonl(row()), "pairs", labeler="alice")
     assert problems(response) == [(None, "labeler")]
 

@@ -54,8 +54,9 @@ def test_import_by_name_and_id_then_again(fresh, tmp_path):
 def test_import_errors_are_printed_by_line_and_exit_1(fresh, tmp_path):
     create_project(fresh, "CLI project")
     path = tmp_path / "bad.jsonl"
-    path.write_bytes(jsonl(row("p1"), row("p2", completions=[{"id": "a", "text": "x"},
-                                                             {"id": "b", "text": 3}])))
+    path.write_bytes(
+        jsonl(row("p1"), row("p2", completions=[{"id": "a", "text": "x"}, {"id": "b", "text": 3}]))
+    )
     result = run("import", "CLI project", str(path))
     assert result.exit_code == 1
     assert "line 2: completions[1].text: must be a string, got a number" in result.output
@@ -90,8 +91,9 @@ def test_demo_seeds_users_project_and_prompts_idempotently(fresh):
     project = fresh.scalar(select(Project).where(Project.name == PROJECT_NAME))
     assert project.status == "active" and project.settings["labels_per_prompt"] == 2
     assert project.settings["guidelines"]
-    members = fresh.scalars(select(User.username).join(ProjectMember).where(
-        ProjectMember.project_id == project.id)).all()
+    members = fresh.scalars(
+        select(User.username).join(ProjectMember).where(ProjectMember.project_id == project.id)
+    ).all()
     assert sorted(members) == ["alice", "bob"]
     lines = [line for line in DEMO_PROMPTS.read_text().splitlines() if line.strip()]
     assert prompt_count(fresh, project.id) == len(lines) >= 24

@@ -30,30 +30,39 @@ def project(db):
 
 def completions_of(db, external_id: str) -> dict[str, str]:
     prompt = db.scalar(select(Prompt).where(Prompt.external_id == external_id))
-    rows = db.scalars(select(Completion).where(Completion.prompt_id == prompt.id)
-                      .order_by(Completion.position))
+    rows = db.scalars(
+        select(Completion).where(Completion.prompt_id == prompt.id).order_by(Completion.position)
+    )
     return {c.external_id: c.text for c in rows}
 
 
 def judgments_of(db, external_id: str) -> list[tuple[str, list]]:
-    return db.execute(
-        select(User.username, Judgment.ranking)
-        .join(Judgment, Judgment.labeler_id == User.id)
-        .join(Prompt, Prompt.id == Judgment.prompt_id)
-        .where(Prompt.external_id == external_id)
-        .order_by(User.username)
-    ).tuples().all()
+    return (
+        db.execute(
+            select(User.username, Judgment.ranking)
+            .join(Judgment, Judgment.labeler_id == User.id)
+            .join(Prompt, Prompt.id == Judgment.prompt_id)
+            .where(Prompt.external_id == external_id)
+            .order_by(User.username)
+        )
+        .tuples()
+        .all()
+    )
 
 
 def test_csv_with_ids_multiline_cells_and_gaps(client, db, admin_headers, project):
-    body = (b'id,prompt,completion_1,completion_2,completion_3\n'
-            b'q1,"Two\nlines",first,"second, with comma",third\n'
-            b'q2,Short,a,,c\n')
+    body = (
+        b"id,prompt,completion_1,completion_2,completion_3\n"
+        b'q1,"Two\nlines",first,"second, with comma",third\n'
+        b"q2,Short,a,,c\n"
+    )
     response = post(client, admin_headers, project.id, body, "csv")
     assert response.json() == {"imported": 2, "skipped": 0}
-    assert completions_of(db, "q1") == {"completion_1": "first",
-                                        "completion_2": "second, with comma",
-                                        "completion_3": "third"}
+    assert completions_of(db, "q1") == {
+        "completion_1": "first",
+        "completion_2": "second, with comma",
+        "completion_3": "third",
+    }
     assert completions_of(db, "q2") == {"completion_1": "a", "completion_3": "c"}
     assert db.scalar(select(Prompt.prompt).where(Prompt.external_id == "q1")) == "Two\nlines"
 
@@ -66,11 +75,15 @@ def test_csv_line_numbers_count_physical_lines(client, admin_headers, project):
 def test_csv_without_id_hashes_the_prompt_text(client, db, admin_headers, project):
     body = b"\xef\xbb\xbfPrompt,Completion_1,Completion_2\nHello?,a,b\nBye?,c,d\n"
     assert post(client, admin_headers, project.id, body, "csv").json() == {
-        "imported": 2, "skipped": 0}
+        "imported": 2,
+        "skipped": 0,
+    }
     ids = db.scalars(select(Prompt.external_id).order_by(Prompt.id)).all()
     assert all(i.startswith("csv-") for i in ids) and len(set(ids)) == 2
     assert post(client, admin_headers, project.id, body, "csv").json() == {
-        "imported": 0, "skipped": 2}
+        "imported": 0,
+        "skipped": 2,
+    }
     twice = b"prompt,completion_1,completion_2\nSame,a,b\nSame,c,d\n"
     response = post(client, admin_headers, project.id, twice, "csv")
     assert problems(response) == [(3, "prompt")]
@@ -79,8 +92,10 @@ def test_csv_without_id_hashes_the_prompt_text(client, db, admin_headers, projec
 
 def test_csv_header_problems_are_all_named(client, admin_headers, project):
     body = b"prompt,prompt,completion_1,completion_12\nq,q,a,b\n"
-    messages = [d["message"] for d in
-                post(client, admin_headers, project.id, body, "csv").json()["error"]["details"]]
+    messages = [
+        d["message"]
+        for d in post(client, admin_headers, project.id, body, "csv").json()["error"]["details"]
+    ]
     assert any("completion_12" in m for m in messages)
     assert any("appears twice" in m for m in messages)
     assert any("completion_2" in m for m in messages)
@@ -98,17 +113,26 @@ def test_pairs_with_prompt_become_a_judged_prompt(client, db, admin_headers, pro
 
 def test_conversational_pairs_split_on_shared_messages(client, db, admin_headers, project):
     user = {"role": "user", "content": "Hi"}
-    pair = {"chosen": [user, {"role": "assistant", "content": "Hello!"}],
-            "rejected": [user, {"role": "assistant", "content": "Go away."}]}
-    explicit = {"prompt": [user], "chosen": [{"role": "assistant", "content": "Hey"}],
-                "rejected": [{"role": "assistant", "content": "No"}]}
+    pair = {
+        "chosen": [user, {"role": "assistant", "content": "Hello!"}],
+        "rejected": [user, {"role": "assistant", "content": "Go away."}],
+    }
+    explicit = {
+        "prompt": [user],
+        "chosen": [{"role": "assistant", "content": "Hey"}],
+        "rejected": [{"role": "assistant", "content": "No"}],
+    }
     body = jsonl(pair, explicit, pair)  # an identical pair again is the same record
     assert post(client, admin_headers, project.id, body, "pairs").json() == {
-        "imported": 2, "skipped": 1}
+        "imported": 2,
+        "skipped": 1,
+    }
     prompts = db.scalars(select(Prompt).order_by(Prompt.id)).all()
     assert [p.prompt for p in prompts] == [[user], [user]]
-    assert completions_of(db, prompts[0].external_id) == {"chosen": "Hello!",
-                                                         "rejected": "Go away."}
+    assert completions_of(db, prompts[0].external_id) == {
+        "chosen": "Hello!",
+        "rejected": "Go away.",
+    }
 
 
 def hh_rows(n: int) -> list[dict]:
@@ -118,8 +142,7 @@ def hh_rows(n: int) -> list[dict]:
         return [json.loads(line) for line in itertools.islice(lines, n)]
 
 
-def test_hh_transcripts_split_at_the_last_shared_assistant_turn(client, db, admin_headers,
-                                                                 project):
+def test_hh_transcripts_split_at_the_last_shared_assistant_turn(client, db, admin_headers, project):
     rows = hh_rows(40)
     response = post(client, admin_headers, project.id, jsonl(*rows), "pairs")
     assert response.json() == {"imported": 40, "skipped": 0}
@@ -153,14 +176,21 @@ def pandalm_jsonl(n: int) -> bytes:
     for item in json.loads(PANDALM.read_text())[:n]:
         prompt = item["instruction"] + (f"\n\n{item['input']}" if item["input"] else "")
         models = item["cmp_key"].split("_")
-        records.append({
-            "id": f"pandalm-{item['idx']}", "prompt": prompt,
-            "metadata": {"source": "pandalm", "app": item["motivation_app"]},
-            "completions": [{"id": "r1", "text": item["response1"], "model": models[0]},
-                            {"id": "r2", "text": item["response2"], "model": models[-1]}],
-            "judgments": [{"labeler": f"ext:pandalm{a}", "ranking": outcome[item[f"annotator{a}"]]}
-                          for a in (1, 2, 3)],
-        })
+        records.append(
+            {
+                "id": f"pandalm-{item['idx']}",
+                "prompt": prompt,
+                "metadata": {"source": "pandalm", "app": item["motivation_app"]},
+                "completions": [
+                    {"id": "r1", "text": item["response1"], "model": models[0]},
+                    {"id": "r2", "text": item["response2"], "model": models[-1]},
+                ],
+                "judgments": [
+                    {"labeler": f"ext:pandalm{a}", "ranking": outcome[item[f"annotator{a}"]]}
+                    for a in (1, 2, 3)
+                ],
+            }
+        )
     return jsonl(*records)
 
 

@@ -16,8 +16,9 @@ def take(client, headers, project_id):
 
 
 def post(client, headers, task, body):
-    return client.post(f"/api/v1/assignments/{task['assignment_id']}/judgment",
-                       json=body, headers=headers)
+    return client.post(
+        f"/api/v1/assignments/{task['assignment_id']}/judgment", json=body, headers=headers
+    )
 
 
 @pytest.fixture
@@ -41,9 +42,13 @@ def fields(response):
 
 def test_judgment_is_recorded_with_its_context(client, db, setup):
     headers, task = setup()
-    body = {"ranking": [["c2"], ["c1", "c3"]], "ratings": {"c2": {"helpful": 5}},
-            "flags": {"c3": ["unsafe", "unsafe"]}, "rationale": "c2 answers.",
-            "duration_ms": 4200}
+    body = {
+        "ranking": [["c2"], ["c1", "c3"]],
+        "ratings": {"c2": {"helpful": 5}},
+        "flags": {"c3": ["unsafe", "unsafe"]},
+        "rationale": "c2 answers.",
+        "duration_ms": 4200,
+    }
     response = post(client, headers, task, body)
     assert response.status_code == 201
     judgment = db.get(Judgment, response.json()["judgment_id"])
@@ -70,25 +75,34 @@ def test_judgment_is_recorded_with_its_context(client, db, setup):
         ({"allow_ties": False}, {"ranking": [["c1", "c2"], ["c3"]]}, ["ranking"]),
         ({"allow_reject_all": False}, {"reject_all": True}, ["reject_all"]),
         ({}, {"reject_all": True, "ranking": [["c1"], ["c2"], ["c3"]]}, ["ranking"]),
-        ({}, {"ranking": [["c1", "c2", "c3"]], "ratings": {"c1": {"helpful": 6}}},
-         ["ratings.c1.helpful"]),
-        ({}, {"ranking": [["c1", "c2", "c3"]], "ratings": {"c1": {"funny": 3}}},
-         ["ratings.c1.funny"]),
-        ({}, {"ranking": [["c1", "c2", "c3"]], "ratings": {"c9": {"helpful": 3}}},
-         ["ratings.c9"]),
+        (
+            {},
+            {"ranking": [["c1", "c2", "c3"]], "ratings": {"c1": {"helpful": 6}}},
+            ["ratings.c1.helpful"],
+        ),
+        (
+            {},
+            {"ranking": [["c1", "c2", "c3"]], "ratings": {"c1": {"funny": 3}}},
+            ["ratings.c1.funny"],
+        ),
+        ({}, {"ranking": [["c1", "c2", "c3"]], "ratings": {"c9": {"helpful": 3}}}, ["ratings.c9"]),
         ({}, {"ranking": [["c1", "c2", "c3"]], "flags": {"c9": ["x"]}}, ["flags.c9"]),
-        ({"require_rationale": True}, {"ranking": [["c1", "c2", "c3"]], "rationale": "  "},
-         ["rationale"]),
+        (
+            {"require_rationale": True},
+            {"ranking": [["c1", "c2", "c3"]], "rationale": "  "},
+            ["rationale"],
+        ),
         ({}, {"ranking": [["c1", "c2", "c3"]], "rationale": "x" * 5001}, ["rationale"]),
         ({}, {"ranking": [["c1", "c2", "c3"]], "duration_ms": -1}, ["duration_ms"]),
         ({}, {"ranking": [["c1", "c2", "c3"]], "extra": 1}, ["extra"]),
-        ({"allow_ties": False, "require_rationale": True},
-         {"ranking": [["c1", "c2", "c3"]], "ratings": {"c1": {"helpful": 0}}},
-         ["ranking", "ratings.c1.helpful", "rationale"]),
+        (
+            {"allow_ties": False, "require_rationale": True},
+            {"ranking": [["c1", "c2", "c3"]], "ratings": {"c1": {"helpful": 0}}},
+            ["ranking", "ratings.c1.helpful", "rationale"],
+        ),
     ],
 )
-def test_invalid_judgments_are_422_naming_the_field(client, db, setup, options, body,
-                                                     expected):
+def test_invalid_judgments_are_422_naming_the_field(client, db, setup, options, body, expected):
     headers, task = setup(**options)
     response = post(client, headers, task, body)
     assert fields(response) == expected
@@ -109,8 +123,12 @@ def test_resubmitting_the_same_body_returns_the_first_judgment(client, db, setup
     headers, task = setup()
     body = {"ranking": [["c1", "c2"], ["c3"]], "flags": {"c1": ["a", "b"]}, "duration_ms": 10}
     first = post(client, headers, task, body)
-    same = post(client, headers, task, {"ranking": [["c2", "c1"], ["c3"]],
-                                        "flags": {"c1": ["b", "a"]}, "duration_ms": 99})
+    same = post(
+        client,
+        headers,
+        task,
+        {"ranking": [["c2", "c1"], ["c3"]], "flags": {"c1": ["b", "a"]}, "duration_ms": 99},
+    )
     assert first.status_code == same.status_code == 201
     assert first.json() == same.json()
     other = post(client, headers, task, {"ranking": [["c3"], ["c1", "c2"]]})
@@ -132,20 +150,23 @@ def test_agreement_is_kept_per_prompt(client, db, make_user, token_for):
     (prompt_id,) = make_prompts(db, project, 1)
     for user in users:
         task = take(client, token_for(user), project.id)
-        assert post(client, token_for(user), task,
-                    {"ranking": [["c1"], ["c2"], ["c3"]]}).status_code == 201
+        assert (
+            post(client, token_for(user), task, {"ranking": [["c1"], ["c2"], ["c3"]]}).status_code
+            == 201
+        )
     prompt = db.get(Prompt, prompt_id)
     db.refresh(prompt)
     assert (prompt.n_judgments, prompt.agreement, prompt.kendall_w) == (2, 1.0, 1.0)
 
 
-@pytest.mark.parametrize(("second", "target"), [([["c3"], ["c2"], ["c1"]], 3),
-                                                ([["c1"], ["c2"], ["c3"]], 2)])
-def test_adaptive_overlap_raises_target_of_contested_prompts(client, db, make_user,
-                                                             token_for, second, target):
+@pytest.mark.parametrize(
+    ("second", "target"), [([["c3"], ["c2"], ["c1"]], 3), ([["c1"], ["c2"], ["c3"]], 2)]
+)
+def test_adaptive_overlap_raises_target_of_contested_prompts(
+    client, db, make_user, token_for, second, target
+):
     users = [make_user("labeler") for _ in range(4)]
-    project = make_project(db, k=2, members=users,
-                           adaptive={"max_labels": 3, "min_agreement": 0.8})
+    project = make_project(db, k=2, members=users, adaptive={"max_labels": 3, "min_agreement": 0.8})
     (prompt_id,) = make_prompts(db, project, 1)
     for user, ranking in zip(users[:2], [[["c1"], ["c2"], ["c3"]], second], strict=True):
         task = take(client, token_for(user), project.id)
@@ -153,16 +174,23 @@ def test_adaptive_overlap_raises_target_of_contested_prompts(client, db, make_us
     prompt = db.get(Prompt, prompt_id)
     db.refresh(prompt)
     assert prompt.target_labels == target
-    third = client.get(f"/api/v1/projects/{project.id}/tasks/next",
-                       headers=token_for(users[2]))
+    third = client.get(f"/api/v1/projects/{project.id}/tasks/next", headers=token_for(users[2]))
     assert third.status_code == (200 if target == 3 else 204)
     if target == 3:  # a third opposing label does not raise it beyond max_labels
-        assert post(client, token_for(users[2]), third.json(),
-                    {"ranking": [["c2"], ["c1"], ["c3"]]}).status_code == 201
+        assert (
+            post(
+                client, token_for(users[2]), third.json(), {"ranking": [["c2"], ["c1"], ["c3"]]}
+            ).status_code
+            == 201
+        )
         db.refresh(prompt)
         assert prompt.target_labels == 3
-        assert client.get(f"/api/v1/projects/{project.id}/tasks/next",
-                          headers=token_for(users[3])).status_code == 204
+        assert (
+            client.get(
+                f"/api/v1/projects/{project.id}/tasks/next", headers=token_for(users[3])
+            ).status_code
+            == 204
+        )
 
 
 def test_paused_project_keeps_work_in_progress(client, db, setup):

@@ -39,10 +39,16 @@ def cids_of(html: str) -> list[str]:
 
 
 def test_page_renders_the_task_escaped(client, db, labeler_client):
-    project = make_project(db, members=[labeler_client],
-                           guidelines="**Rank** well <img src=x onerror=alert(1)>")
-    make_prompts(db, project, 1, prompt=[{"role": "user", "content": XSS}],
-                 texts=[XSS, "two\nlines", "three"])
+    project = make_project(
+        db, members=[labeler_client], guidelines="**Rank** well <img src=x onerror=alert(1)>"
+    )
+    make_prompts(
+        db,
+        project,
+        1,
+        prompt=[{"role": "user", "content": XSS}],
+        texts=[XSS, "two\nlines", "three"],
+    )
     html, _ = open_page(client, project.id)
     assert "<script>window.__xss" not in html and "<img src=x" not in html
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in html
@@ -58,9 +64,18 @@ def test_htmx_submit_records_and_swaps_in_the_next_task(client, db, labeler_clie
     make_prompts(db, project, 2)
     html, headers = open_page(client, project.id)
     first, cids = assignment_of(html), cids_of(html)
-    form = {"ranking": json.dumps([[cids[1]], [cids[0], cids[2]]]), "rationale": "why",
-            "duration_ms": "1234", "cid-1": cids[0], "cid-2": cids[1], "cid-3": cids[2],
-            "axis-1": "helpful", "axis-2": "honest", "rating-2-2": "5", "flag-3": "unsafe"}
+    form = {
+        "ranking": json.dumps([[cids[1]], [cids[0], cids[2]]]),
+        "rationale": "why",
+        "duration_ms": "1234",
+        "cid-1": cids[0],
+        "cid-2": cids[1],
+        "cid-3": cids[2],
+        "axis-1": "helpful",
+        "axis-2": "honest",
+        "rating-2-2": "5",
+        "flag-3": "unsafe",
+    }
     response = client.post(f"/projects/{project.id}/label/{first}", data=form, headers=headers)
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<section id="task"')
@@ -78,13 +93,19 @@ def test_htmx_invalid_submit_lists_errors_in_place(client, db, labeler_client):
     make_prompts(db, project, 1)
     html, headers = open_page(client, project.id)
     cids = cids_of(html)
-    response = client.post(f"/projects/{project.id}/label/{assignment_of(html)}",
-                           data={"ranking": json.dumps([[cids[0]]])}, headers=headers)
+    response = client.post(
+        f"/projects/{project.id}/label/{assignment_of(html)}",
+        data={"ranking": json.dumps([[cids[0]]])},
+        headers=headers,
+    )
     assert response.status_code == 422
     assert response.headers["HX-Retarget"] == "#task-errors"
     assert "<code>ranking</code>" in response.text and "<code>rationale</code>" in response.text
-    bad_json = client.post(f"/projects/{project.id}/label/{assignment_of(html)}",
-                           data={"ranking": "[[", "rationale": "x"}, headers=headers)
+    bad_json = client.post(
+        f"/projects/{project.id}/label/{assignment_of(html)}",
+        data={"ranking": "[[", "rationale": "x"},
+        headers=headers,
+    )
     assert bad_json.status_code == 422 and "not valid JSON" in bad_json.text
     assert db.scalar(text("SELECT count(*) FROM judgments")) == 0
 
@@ -97,8 +118,9 @@ def test_expired_lease_moves_on_with_a_notice(client, db, labeler_client):
     db.execute(text("UPDATE assignments SET expires_at = now() - interval '1 minute'"))
     db.commit()
     ranking = json.dumps([[c] for c in cids_of(html)])
-    response = client.post(f"/projects/{project.id}/label/{first}", data={"ranking": ranking},
-                           headers=headers)
+    response = client.post(
+        f"/projects/{project.id}/label/{first}", data={"ranking": ranking}, headers=headers
+    )
     assert response.status_code == 200
     assert "expired" in json.loads(response.headers["HX-Trigger"])["prefloop:toast"]["message"]
     assert assignment_of(response.text) != first
@@ -109,8 +131,9 @@ def test_skip_and_all_done(client, db, labeler_client):
     project = make_project(db, members=[labeler_client])
     make_prompts(db, project, 1)
     html, headers = open_page(client, project.id)
-    response = client.post(f"/projects/{project.id}/label/{assignment_of(html)}/skip",
-                           headers=headers)
+    response = client.post(
+        f"/projects/{project.id}/label/{assignment_of(html)}/skip", headers=headers
+    )
     assert response.status_code == 200 and "All done" in response.text
     assert db.scalar(select(Assignment.status)) == "skipped"
 
@@ -120,8 +143,9 @@ def test_plain_form_post_redirects_back_to_the_page(client, db, labeler_client):
     make_prompts(db, project, 2)
     html, _ = open_page(client, project.id)
     form = {"ranking": json.dumps([cids_of(html)]), "csrf_token": csrf_of(html)}
-    response = client.post(f"/projects/{project.id}/label/{assignment_of(html)}", data=form,
-                           follow_redirects=False)
+    response = client.post(
+        f"/projects/{project.id}/label/{assignment_of(html)}", data=form, follow_redirects=False
+    )
     assert response.status_code == 303
     assert response.headers["location"] == f"/projects/{project.id}/label"
     assert db.scalar(text("SELECT count(*) FROM judgments")) == 1

@@ -17,17 +17,34 @@ from tests.factories import add_members, make_project, make_prompts
 
 
 def judge(db, project, prompt_id, user, duration_ms):
-    db.add(Judgment(project_id=project.id, prompt_id=prompt_id, labeler_id=user.id,
-                    ranking=[["c1"], ["c2", "c3"]], duration_ms=duration_ms))
-    db.execute(update(Prompt).where(Prompt.id == prompt_id).values(
-        n_judgments=Prompt.n_judgments + 1, slots_taken=Prompt.slots_taken + 1))
+    db.add(
+        Judgment(
+            project_id=project.id,
+            prompt_id=prompt_id,
+            labeler_id=user.id,
+            ranking=[["c1"], ["c2", "c3"]],
+            duration_ms=duration_ms,
+        )
+    )
+    db.execute(
+        update(Prompt)
+        .where(Prompt.id == prompt_id)
+        .values(n_judgments=Prompt.n_judgments + 1, slots_taken=Prompt.slots_taken + 1)
+    )
     db.commit()
 
 
 def lease(db, project, prompt_id, user, *, status="active", minutes=30):
-    db.add(Assignment(project_id=project.id, prompt_id=prompt_id, labeler_id=user.id,
-                      status=status, display_order=["c1", "c2", "c3"],
-                      expires_at=datetime.now(UTC) + timedelta(minutes=minutes)))
+    db.add(
+        Assignment(
+            project_id=project.id,
+            prompt_id=prompt_id,
+            labeler_id=user.id,
+            status=status,
+            display_order=["c1", "c2", "c3"],
+            expires_at=datetime.now(UTC) + timedelta(minutes=minutes),
+        )
+    )
     db.commit()
 
 
@@ -46,9 +63,12 @@ def scene(db, make_user):
     lease(db, project, p[2], bob)
     lease(db, project, p[3], alice, minutes=-5)
     lease(db, project, p[4], bob, status="skipped")
-    record = {"id": "ext1", "prompt": "q", "completions": [{"id": "a", "text": "x"},
-                                                           {"id": "b", "text": "y"}],
-              "judgments": [{"labeler": "ext:old", "ranking": [["a"], ["b"]]}]}
+    record = {
+        "id": "ext1",
+        "prompt": "q",
+        "completions": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}],
+        "judgments": [{"labeler": "ext:old", "ranking": [["a"], ["b"]]}],
+    }
     importing.import_file(db, project, io.BytesIO(json.dumps(record).encode()))
     return project, admin, alice, bob
 
@@ -59,7 +79,12 @@ def test_admin_sees_states_hours_and_every_labeler(db, scene):
     assert progress.scope == "project"
     states = progress.prompts
     assert (states.total, states.gold, states.complete, states.in_progress, states.pending) == (
-        7, 1, 1, 3, 2)
+        7,
+        1,
+        1,
+        3,
+        2,
+    )
     assert progress.judgments == 4
     hours = progress.judgments_per_hour
     assert len(hours) == 24 and hours[-1]["count"] == 3  # the imported one is left out
@@ -89,8 +114,7 @@ def test_progress_api_for_admin_member_and_stranger(client, db, scene, make_user
     project, admin, alice, _ = scene
     url = f"/api/v1/projects/{project.id}/progress"
     body = client.get(url, headers=token_for(admin)).json()
-    assert body["prompts"] == {"total": 7, "pending": 2, "in_progress": 3, "complete": 1,
-                               "gold": 1}
+    assert body["prompts"] == {"total": 7, "pending": 2, "in_progress": 3, "complete": 1, "gold": 1}
     assert body["judgments"] == 4 and len(body["judgments_per_hour"]) == 24
     own = client.get(url, headers=token_for(alice)).json()
     assert own["scope"] == "self" and own["prompts"] is None

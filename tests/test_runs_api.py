@@ -19,8 +19,13 @@ API = "/api/v1/training-runs"
 def make_export(db: Session, settings: Settings, project: Project | None = None) -> Export:
     """An export row and its files under DATA_DIR/exports/<id> (toy marker pairs)."""
     project = project or make_project(db)
-    export = Export(project_id=project.id, strategy="consensus", filters={}, manifest={
-        "counts": {"pairs": 12}, "agreement": {"pairwise_agreement": 0.8}}, path="")
+    export = Export(
+        project_id=project.id,
+        strategy="consensus",
+        filters={},
+        manifest={"counts": {"pairs": 12}, "agreement": {"pairwise_agreement": 0.8}},
+        path="",
+    )
     db.add(export)
     db.flush()
     folder = write_export(settings.exports_dir / str(export.id), marker_rows(6))
@@ -30,8 +35,12 @@ def make_export(db: Session, settings: Settings, project: Project | None = None)
 
 
 def finished_run(db: Session, kind: str, status: str = "succeeded", **values) -> TrainingRun:
-    run = TrainingRun(kind=kind, status=status, max_attempts=3,
-                      **{"base_model": "tiny-base", "config": {}, **values})
+    run = TrainingRun(
+        kind=kind,
+        status=status,
+        max_attempts=3,
+        **{"base_model": "tiny-base", "config": {}, **values},
+    )
     db.add(run)
     db.commit()
     return run
@@ -43,8 +52,13 @@ def export(db, settings) -> Export:
 
 
 def test_admin_queues_a_reward_run_with_a_validated_config(client, admin_headers, export):
-    body = {"kind": "reward", "export_id": export.id, "base_model": "some/model",
-            "preset": "tiny-cpu", "config": {"max_steps": 7}}
+    body = {
+        "kind": "reward",
+        "export_id": export.id,
+        "base_model": "some/model",
+        "preset": "tiny-cpu",
+        "config": {"max_steps": 7},
+    }
     created = client.post(API, json=body, headers=admin_headers)
     assert created.status_code == 201, created.text
     run = created.json()
@@ -59,16 +73,19 @@ def test_admin_queues_a_reward_run_with_a_validated_config(client, admin_headers
     assert detail["metrics"] == [] and detail["files"] == [] and detail["duration_seconds"] is None
 
 
-@pytest.mark.parametrize(("patch", "field"), [
-    ({"config": {"max_steps": 0}}, "config.max_steps"),
-    ({"config": {"learning_rate": "fast"}}, "config.learning_rate"),
-    ({"config": {"no_such_field": 1}}, "config.no_such_field"),
-    ({"preset": "huge"}, "preset"),
-    ({"kind": "sft"}, "kind"),
-    ({"base_model": ""}, "base_model"),
-    ({"export_id": None}, "export_id"),
-    ({"export_id": 999_999}, "export_id"),
-])
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"config": {"max_steps": 0}}, "config.max_steps"),
+        ({"config": {"learning_rate": "fast"}}, "config.learning_rate"),
+        ({"config": {"no_such_field": 1}}, "config.no_such_field"),
+        ({"preset": "huge"}, "preset"),
+        ({"kind": "sft"}, "kind"),
+        ({"base_model": ""}, "base_model"),
+        ({"export_id": None}, "export_id"),
+        ({"export_id": 999_999}, "export_id"),
+    ],
+)
 def test_bad_run_requests_are_422_naming_the_field(client, admin_headers, export, patch, field):
     body = {"kind": "dpo", "export_id": export.id, "base_model": "m", **patch}
     response = client.post(API, json=body, headers=admin_headers)
@@ -78,8 +95,9 @@ def test_bad_run_requests_are_422_naming_the_field(client, admin_headers, export
 
 
 def test_export_without_files_is_refused(client, admin_headers, db):
-    export = Export(project_id=make_project(db).id, strategy="consensus", filters={},
-                    manifest={}, path="/gone")
+    export = Export(
+        project_id=make_project(db).id, strategy="consensus", filters={}, manifest={}, path="/gone"
+    )
     db.add(export)
     db.commit()
     body = {"kind": "reward", "export_id": export.id, "base_model": "m"}
@@ -101,13 +119,16 @@ def test_ppo_needs_a_succeeded_reward_run(client, admin_headers, db, export):
     assert created.status_code == 201 and created.json()["parent_run_id"] == reward.id
 
 
-def test_generate_from_a_policy_writes_the_project_prompt_set(client, admin_headers, db,
-                                                               settings):
+def test_generate_from_a_policy_writes_the_project_prompt_set(client, admin_headers, db, settings):
     project = make_project(db)
     make_prompts(db, project, 3, prompt=[{"role": "user", "content": "hi <b>there</b>"}])
     dpo = finished_run(db, "dpo")
-    body = {"kind": "generate", "parent_run_id": dpo.id, "project_id": project.id,
-            "config": {"mix_base": True, "n": 1}}
+    body = {
+        "kind": "generate",
+        "parent_run_id": dpo.id,
+        "project_id": project.id,
+        "config": {"mix_base": True, "n": 1},
+    }
     created = client.post(API, json=body, headers=admin_headers)
     assert created.status_code == 201, created.text
     run = created.json()
@@ -121,15 +142,26 @@ def test_generate_from_a_policy_writes_the_project_prompt_set(client, admin_head
     assert [f["path"] for f in files] == ["inputs/prompts.jsonl"]
 
 
-def test_generate_needs_exactly_one_prompt_set_and_its_parents_base(client, admin_headers, db,
-                                                                    export):
+def test_generate_needs_exactly_one_prompt_set_and_its_parents_base(
+    client, admin_headers, db, export
+):
     dpo = finished_run(db, "dpo")
-    both = {"kind": "generate", "parent_run_id": dpo.id, "export_id": export.id,
-            "project_id": export.project_id}
-    assert client.post(API, json=both, headers=admin_headers).json()["error"]["details"][0][
-        "field"] == "project_id"
-    other_base = {"kind": "generate", "parent_run_id": dpo.id, "export_id": export.id,
-                  "base_model": "another"}
+    both = {
+        "kind": "generate",
+        "parent_run_id": dpo.id,
+        "export_id": export.id,
+        "project_id": export.project_id,
+    }
+    assert (
+        client.post(API, json=both, headers=admin_headers).json()["error"]["details"][0]["field"]
+        == "project_id"
+    )
+    other_base = {
+        "kind": "generate",
+        "parent_run_id": dpo.id,
+        "export_id": export.id,
+        "base_model": "another",
+    }
     response = client.post(API, json=other_base, headers=admin_headers)
     assert response.json()["error"]["details"][0]["field"] == "base_model"
     from_export = {"kind": "generate", "parent_run_id": dpo.id, "export_id": export.id}
@@ -138,8 +170,9 @@ def test_generate_needs_exactly_one_prompt_set_and_its_parents_base(client, admi
     base_only = {"kind": "generate", "export_id": export.id, "base_model": "m"}
     response = client.post(API, json=base_only, headers=admin_headers)
     assert response.status_code == 201 and response.json()["config"]["mix_base"] is False
-    mixed = client.post(API, json={**base_only, "config": {"mix_base": True}},
-                        headers=admin_headers)
+    mixed = client.post(
+        API, json={**base_only, "config": {"mix_base": True}}, headers=admin_headers
+    )
     assert mixed.json()["error"]["details"][0]["field"] == "config.mix_base"
 
 
@@ -162,13 +195,18 @@ def test_cancel_and_retry(client, admin_headers, db, export):
     again = client.post(f"{API}/{failed.id}/retry", headers=admin_headers).json()
     assert (again["status"], again["attempts"], again["error"]) == ("queued", 0, None)
     assert client.get(f"{API}/{failed.id}", headers=admin_headers).json()["log_tail"] == (
-        "old line\n[retry] queued again")
+        "old line\n[retry] queued again"
+    )
 
 
 def test_detail_has_metrics_by_step_and_downloadable_files(client, admin_headers, db, settings):
     run = finished_run(db, "reward", artifact_uri="x")
-    db.add_all([RunMetric(run_id=run.id, step=s, values={"loss": 1.0 / s}, samples=None)
-                for s in (1, 2, 3)])
+    db.add_all(
+        [
+            RunMetric(run_id=run.id, step=s, values={"loss": 1.0 / s}, samples=None)
+            for s in (1, 2, 3)
+        ]
+    )
     db.commit()
     folder = settings.data_dir / "runs" / str(run.id) / "adapter"
     folder.mkdir(parents=True)
@@ -177,8 +215,13 @@ def test_detail_has_metrics_by_step_and_downloadable_files(client, admin_headers
     assert [m["step"] for m in detail["metrics"]] == [1, 2, 3]
     later = client.get(f"{API}/{run.id}?after_step=2", headers=admin_headers).json()
     assert [m["step"] for m in later["metrics"]] == [3]
-    assert detail["files"] == [{"path": "adapter/adapter_config.json", "size": 8,
-                                "url": f"{API}/{run.id}/files/adapter/adapter_config.json"}]
+    assert detail["files"] == [
+        {
+            "path": "adapter/adapter_config.json",
+            "size": 8,
+            "url": f"{API}/{run.id}/files/adapter/adapter_config.json",
+        }
+    ]
     download = client.get(detail["files"][0]["url"], headers=admin_headers)
     assert download.status_code == 200 and download.json() == {"r": 4}
     (settings.data_dir / "secret.txt").write_text("no")
@@ -190,12 +233,19 @@ def test_detail_has_metrics_by_step_and_downloadable_files(client, admin_headers
 def test_labelers_get_403_everywhere(client, make_user, token_for, db, export):
     headers = token_for(make_user("labeler"))
     run = finished_run(db, "reward", "failed")
-    calls = [("post", API, {"kind": "reward", "export_id": export.id, "base_model": "m"}),
-             ("get", API, None), ("get", f"{API}/{run.id}", None),
-             ("post", f"{API}/{run.id}/cancel", None), ("post", f"{API}/{run.id}/retry", None),
-             ("get", f"{API}/{run.id}/files/x", None)]
+    calls = [
+        ("post", API, {"kind": "reward", "export_id": export.id, "base_model": "m"}),
+        ("get", API, None),
+        ("get", f"{API}/{run.id}", None),
+        ("post", f"{API}/{run.id}/cancel", None),
+        ("post", f"{API}/{run.id}/retry", None),
+        ("get", f"{API}/{run.id}/files/x", None),
+    ]
     for method, url, body in calls:
-        response = getattr(client, method)(url, json=body, headers=headers) if body else \
-            getattr(client, method)(url, headers=headers)
+        response = (
+            getattr(client, method)(url, json=body, headers=headers)
+            if body
+            else getattr(client, method)(url, headers=headers)
+        )
         assert response.status_code == 403, (method, url)
     assert client.get(API).status_code == 401

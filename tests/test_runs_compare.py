@@ -12,8 +12,9 @@ MODELS = ["policy", "base"]
 
 
 def prompt(rankings, models=None) -> RankedPrompt:
-    return RankedPrompt(models or {"p1": "policy", "p2": "policy", "b1": "base", "b2": "base"},
-                        rankings)
+    return RankedPrompt(
+        models or {"p1": "policy", "p2": "policy", "b1": "base", "b2": "base"}, rankings
+    )
 
 
 def test_counts_wins_and_ties_between_models_only():
@@ -27,8 +28,9 @@ def test_counts_wins_and_ties_between_models_only():
 def test_a_clearly_better_policy_wins_with_an_interval_above_half():
     prompts = [prompt([[["p1"], ["p2"], ["b1"], ["b2"]]]) for _ in range(15)]
     prompts += [prompt([[["b1"], ["p1"], ["p2"], ["b2"]]]) for _ in range(5)]
-    result = compare(outcome_counts(prompts, MODELS), MODELS, focus=("policy", "base"),
-                     resamples=300)
+    result = compare(
+        outcome_counts(prompts, MODELS), MODELS, focus=("policy", "base"), resamples=300
+    )
     h2h = result["head_to_head"]
     assert (h2h["wins"], h2h["losses"], h2h["ties"]) == (15 * 4 + 5 * 2, 5 * 2, 0)
     assert h2h["win_rate"] == pytest.approx(70 / 80)
@@ -41,8 +43,10 @@ def test_a_clearly_better_policy_wins_with_an_interval_above_half():
 
 
 def test_even_models_have_an_interval_around_half_and_are_reproducible():
-    prompts = [prompt([[["p1"], ["b1"], ["p2"], ["b2"]]]),
-               prompt([[["b1"], ["p1"], ["b2"], ["p2"]]])] * 10
+    prompts = [
+        prompt([[["p1"], ["b1"], ["p2"], ["b2"]]]),
+        prompt([[["b1"], ["p1"], ["b2"], ["p2"]]]),
+    ] * 10
     first = compare(outcome_counts(prompts, MODELS), MODELS, focus=("policy", "base"), seed=3)
     again = compare(outcome_counts(prompts, MODELS), MODELS, focus=("policy", "base"), seed=3)
     assert first == again

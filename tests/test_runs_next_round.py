@@ -15,10 +15,17 @@ from tests.test_runs_api import finished_run
 
 
 def generated_file(tmp_path, n: int = 3):
-    rows = [{"id": f"q{i}", "prompt": "Why is the sky blue?",
-             "completions": [{"id": "c1", "text": "Rayleigh scattering.", "model": "base+5"},
-                             {"id": "c2", "text": "Because.", "model": "base"}]}
-            for i in range(n)]
+    rows = [
+        {
+            "id": f"q{i}",
+            "prompt": "Why is the sky blue?",
+            "completions": [
+                {"id": "c1", "text": "Rayleigh scattering.", "model": "base+5"},
+                {"id": "c2", "text": "Because.", "model": "base"},
+            ],
+        }
+        for i in range(n)
+    ]
     path = tmp_path / "completions.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -28,19 +35,25 @@ def test_round_project_copies_settings_and_members_and_is_idempotent(db, make_us
     labeler = make_user("labeler")
     source = make_project(db, k=2, members=[labeler], guidelines="Be *fair*.")
     policy = finished_run(db, "ppo")
-    run = finished_run(db, "generate", "running", parent_run_id=policy.id, project_id=source.id,
-                       base_model="base")
+    run = finished_run(
+        db, "generate", "running", parent_run_id=policy.id, project_id=source.id, base_model="base"
+    )
     path = generated_file(tmp_path)
     project = next_round.create_round(db, run.id, path)
     assert project.name == f"Next round: run {run.id} (ppo run {policy.id} vs base)"
     assert project.settings["labels_per_prompt"] == 2
     assert project.settings["guidelines"] == "Be *fair*."
     assert run.result_project_id == project.id
-    members = db.scalars(select(ProjectMember.user_id).where(
-        ProjectMember.project_id == project.id)).all()
+    members = db.scalars(
+        select(ProjectMember.user_id).where(ProjectMember.project_id == project.id)
+    ).all()
     assert members == [labeler.id]
-    count = select(func.count()).select_from(Completion).join(Prompt).where(
-        Prompt.project_id == project.id)
+    count = (
+        select(func.count())
+        .select_from(Completion)
+        .join(Prompt)
+        .where(Prompt.project_id == project.id)
+    )
     assert db.scalar(count) == 6
 
     again = next_round.create_round(db, run.id, path)  # a retried attempt

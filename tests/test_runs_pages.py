@@ -26,8 +26,16 @@ def admin(client, make_user):
 
 
 def form(export_id, **values) -> dict[str, str]:
-    return {"kind": "reward", "export_id": str(export_id), "base_model": "tiny/model",
-            "parent_run_id": "", "project_id": "", "preset": "tiny-cpu", "config": "", **values}
+    return {
+        "kind": "reward",
+        "export_id": str(export_id),
+        "base_model": "tiny/model",
+        "parent_run_id": "",
+        "project_id": "",
+        "preset": "tiny-cpu",
+        "config": "",
+        **values,
+    }
 
 
 def test_labeler_cannot_open_run_pages(client, make_user, db):
@@ -47,19 +55,26 @@ def test_start_form_queues_a_run_and_lists_problems_in_place(admin, db, settings
     assert '<option value="dpo" selected>' in linked
     token = csrf_of(page.text)
 
-    bad_json = admin.post("/admin/runs", data={**form(export.id, config="{max_steps: 3"),
-                                                "csrf_token": token})
+    bad_json = admin.post(
+        "/admin/runs", data={**form(export.id, config="{max_steps: 3"), "csrf_token": token}
+    )
     assert bad_json.status_code == 422 and "<html" in bad_json.text
     assert "<code>config</code>: is not valid JSON" in bad_json.text
 
-    bad_field = admin.post("/admin/runs", data=form(export.id, config='{"max_steps": 0}'),
-                           headers={**HX, "X-CSRF-Token": token})
+    bad_field = admin.post(
+        "/admin/runs",
+        data=form(export.id, config='{"max_steps": 0}'),
+        headers={**HX, "X-CSRF-Token": token},
+    )
     assert bad_field.status_code == 422 and "<html" not in bad_field.text
     assert 'id="run-form"' in bad_field.text and "config.max_steps" in bad_field.text
     assert 'value="tiny/model"' in bad_field.text  # what was typed stays
 
-    created = admin.post("/admin/runs", data={**form(export.id, config='{"max_steps": 3}'),
-                                              "csrf_token": token}, follow_redirects=False)
+    created = admin.post(
+        "/admin/runs",
+        data={**form(export.id, config='{"max_steps": 3}'), "csrf_token": token},
+        follow_redirects=False,
+    )
     assert created.status_code == 303
     run_id = int(re.fullmatch(r"/admin/runs/(\d+)", created.headers["location"]).group(1))
     assert db.get(TrainingRun, run_id).config["max_steps"] == 3
@@ -71,11 +86,17 @@ def test_start_form_queues_a_run_and_lists_problems_in_place(admin, db, settings
 
 
 def test_run_page_shows_samples_escaped_log_and_files(admin, db, settings):
-    run = finished_run(db, "ppo", "running", attempts=1, worker="gpu-1",
-                       log_tail="step 1: loss=0.5 <i>x</i>")
-    db.add(RunMetric(run_id=run.id, step=1, values={"loss": 0.5},
-                     samples=[{"prompt": "<script>alert(1)</script>", "completion": "fine",
-                               "reward": 0.25}]))
+    run = finished_run(
+        db, "ppo", "running", attempts=1, worker="gpu-1", log_tail="step 1: loss=0.5 <i>x</i>"
+    )
+    db.add(
+        RunMetric(
+            run_id=run.id,
+            step=1,
+            values={"loss": 0.5},
+            samples=[{"prompt": "<script>alert(1)</script>", "completion": "fine", "reward": 0.25}],
+        )
+    )
     db.commit()
     (settings.data_dir / "runs" / str(run.id)).mkdir(parents=True)
     (settings.data_dir / "runs" / str(run.id) / "metrics.jsonl").write_text("{}\n")
@@ -102,8 +123,9 @@ def test_cancel_and_retry_from_the_page(admin, db):
     failed = finished_run(db, "dpo", "failed", attempts=3, error="CUDA out of memory")
     page = admin.get(f"/admin/runs/{failed.id}").text
     assert "CUDA out of memory" in page and 'id="retry-run"' in page
-    retried = admin.post(f"/admin/runs/{failed.id}/retry", data={"csrf_token": token},
-                         follow_redirects=False)
+    retried = admin.post(
+        f"/admin/runs/{failed.id}/retry", data={"csrf_token": token}, follow_redirects=False
+    )
     assert retried.status_code == 303
     db.refresh(failed)
     assert (failed.status, failed.attempts) == ("queued", 0)
@@ -116,18 +138,41 @@ def test_compare_page_shows_the_policy_win_rate_against_its_base(admin, db, make
     run = finished_run(db, "generate", base_model="base-m", result_project_id=project.id)
     labelers = [make_user("labeler") for _ in range(2)]
     for i in range(6):
-        prompt_id = db.scalar(insert(Prompt).returning(Prompt.id), {
-            "project_id": project.id, "external_id": f"q{i}", "prompt": "?",
-            "target_labels": 3})
-        db.execute(insert(Completion), [
-            {"prompt_id": prompt_id, "external_id": "c1", "position": 1, "text": "a",
-             "model": "base-m+7", "metadata_": {}},
-            {"prompt_id": prompt_id, "external_id": "c2", "position": 2, "text": "b",
-             "model": "base-m", "metadata_": {}}])
+        prompt_id = db.scalar(
+            insert(Prompt).returning(Prompt.id),
+            {"project_id": project.id, "external_id": f"q{i}", "prompt": "?", "target_labels": 3},
+        )
+        db.execute(
+            insert(Completion),
+            [
+                {
+                    "prompt_id": prompt_id,
+                    "external_id": "c1",
+                    "position": 1,
+                    "text": "a",
+                    "model": "base-m+7",
+                    "metadata_": {},
+                },
+                {
+                    "prompt_id": prompt_id,
+                    "external_id": "c2",
+                    "position": 2,
+                    "text": "b",
+                    "model": "base-m",
+                    "metadata_": {},
+                },
+            ],
+        )
         for labeler in labelers:
             ranking = [["c1"], ["c2"]] if i < 5 else [["c2"], ["c1"]]
-            db.add(Judgment(project_id=project.id, prompt_id=prompt_id, labeler_id=labeler.id,
-                            ranking=ranking))
+            db.add(
+                Judgment(
+                    project_id=project.id,
+                    prompt_id=prompt_id,
+                    labeler_id=labeler.id,
+                    ranking=ranking,
+                )
+            )
     db.commit()
     page = admin.get(f"/admin/projects/{project.id}/compare")
     assert page.status_code == 200
@@ -139,9 +184,9 @@ def test_compare_page_shows_the_policy_win_rate_against_its_base(admin, db, make
     assert api["n_prompts"] == 6 and api["head_to_head"]["win_rate_ci"][1] <= 1.0
 
 
-def test_reward_run_page_puts_held_out_accuracy_beside_the_labelers_agreement(admin, db,
-                                                                              settings,
-                                                                              make_user):
+def test_reward_run_page_puts_held_out_accuracy_beside_the_labelers_agreement(
+    admin, db, settings, make_user
+):
     export = make_export(db, settings)  # marker_rows(6): prompts p0..p5
     config = {"eval_fraction": 0.34, "seed": 7}
     _, held_out = split_by_prompt(marker_rows(6), 0.34, 7)
@@ -149,20 +194,31 @@ def test_reward_run_page_puts_held_out_accuracy_beside_the_labelers_agreement(ad
     assert len(held_ids) == 3
     ann, bob = make_user("labeler"), make_user("labeler")
     for i in range(6):
-        prompt_id = db.scalar(insert(Prompt).returning(Prompt.id), {
-            "project_id": export.project_id, "external_id": f"p{i}", "prompt": "?",
-            "target_labels": 3})
+        prompt_id = db.scalar(
+            insert(Prompt).returning(Prompt.id),
+            {
+                "project_id": export.project_id,
+                "external_id": f"p{i}",
+                "prompt": "?",
+                "target_labels": 3,
+            },
+        )
         # everyone agrees, except on two of the held-out prompts
         disagree = f"p{i}" in held_ids[1:]
         for labeler, flip in ((ann, False), (bob, disagree)):
-            db.add(Judgment(project_id=export.project_id, prompt_id=prompt_id,
-                            labeler_id=labeler.id, ranking=[["b"], ["a"]] if flip
-                            else [["a"], ["b"]]))
+            db.add(
+                Judgment(
+                    project_id=export.project_id,
+                    prompt_id=prompt_id,
+                    labeler_id=labeler.id,
+                    ranking=[["b"], ["a"]] if flip else [["a"], ["b"]],
+                )
+            )
     run = finished_run(db, "reward", export_id=export.id, config=config)
     db.add(RunMetric(run_id=run.id, step=4, values={"loss": 0.4, "eval_accuracy": 0.625}))
     db.commit()
     page = admin.get(f"/admin/runs/{run.id}").text
-    ceiling = page[page.index('id="human-ceiling"'):]
+    ceiling = page[page.index('id="human-ceiling"') :]
     assert "62.5 %" in ceiling and "3 held-out prompts" in ceiling
     assert "33.3 %" in ceiling and "3 judged prompts" in ceiling  # 1 of 3 held-out agree
     assert "95 % interval [" in ceiling

@@ -29,18 +29,29 @@ MAX_STEPS = 6
 
 
 def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir),
-            "PYTHONPATH": str(ROOT),  # this checkout's packages, whatever is installed
-            "WORKER_HEARTBEAT_SECONDS": "0.5", "WORKER_STALE_SECONDS": "10",
-            "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "info", "ENVIRONMENT": "development"}
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(ROOT),  # this checkout's packages, whatever is installed
+        "WORKER_HEARTBEAT_SECONDS": "0.5",
+        "WORKER_STALE_SECONDS": "10",
+        "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "info",
+        "ENVIRONMENT": "development",
+    }
 
 
 @contextmanager
 def worker_process(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with log.open("wb") as out:
-        process = subprocess.Popen([str(PREFLOOP), "worker", "--name", name, "--poll-seconds",
-                                    "0.2"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(PREFLOOP), "worker", "--name", name, "--poll-seconds", "0.2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield process
     finally:
@@ -56,15 +67,28 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp
     model = build_tiny_llama(tmp_path / "tiny")
     engine = create_engine(url)
     with Session(engine) as session:
-        export = Export(project_id=make_project(session).id, strategy="consensus",
-                        filters={}, manifest={}, path="")
+        export = Export(
+            project_id=make_project(session).id,
+            strategy="consensus",
+            filters={},
+            manifest={},
+            path="",
+        )
         session.add(export)
         session.flush()
         write_export(settings.exports_dir / str(export.id), marker_rows(6, chat=True))
         session.commit()
-        run_id = runs.create_run(session, settings, runs.RunRequest(
-            kind="dpo", export_id=export.id, base_model=str(model), preset="tiny-cpu",
-            config={**SLOW_DPO, "max_steps": MAX_STEPS})).id
+        run_id = runs.create_run(
+            session,
+            settings,
+            runs.RunRequest(
+                kind="dpo",
+                export_id=export.id,
+                base_model=str(model),
+                preset="tiny-cpu",
+                config={**SLOW_DPO, "max_steps": MAX_STEPS},
+            ),
+        ).id
 
     def current() -> TrainingRun:
         with Session(engine) as session:
@@ -75,8 +99,10 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp
             return session.scalar(select(func.count()).where(RunMetric.run_id == run_id))
 
     env = worker_env(url, settings.data_dir)
-    with worker_process("A", env, tmp_path / "a.log") as a, \
-            worker_process("B", env, tmp_path / "b.log") as b:
+    with (
+        worker_process("A", env, tmp_path / "a.log") as a,
+        worker_process("B", env, tmp_path / "b.log") as b,
+    ):
         wait_for(lambda: current().status == "running" and metric_count() >= 2, 120)
         victim, survivor = (a, b) if current().worker == "A" else (b, a)
         victim_name = current().worker
@@ -89,13 +115,16 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp
         assert done.attempts == 2 and done.worker != victim_name
         assert f"[requeue] worker {victim_name} stopped heartbeating" in done.log_tail
         with Session(engine) as session:
-            steps = list(session.scalars(select(RunMetric.step)
-                                         .where(RunMetric.run_id == run_id)
-                                         .order_by(RunMetric.step)))
+            steps = list(
+                session.scalars(
+                    select(RunMetric.step)
+                    .where(RunMetric.run_id == run_id)
+                    .order_by(RunMetric.step)
+                )
+            )
         assert steps == list(range(1, MAX_STEPS + 1))  # every step once, none twice
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(30) == 0
     survivor_log = (tmp_path / ("b.log" if survivor is b else "a.log")).read_text()
     assert "stopped after 1 run(s)" in survivor_log
     engine.dispose()
-

@@ -31,8 +31,10 @@ def queue_engine(module_engine: Engine) -> Engine:
 
 def queue_runs(engine: Engine, n: int, kind: str = "reward", **values) -> list[int]:
     with Session(engine) as session:
-        runs = [TrainingRun(kind=kind, config={}, base_model="tiny", max_attempts=3, **values)
-                for _ in range(n)]
+        runs = [
+            TrainingRun(kind=kind, config={}, base_model="tiny", max_attempts=3, **values)
+            for _ in range(n)
+        ]
         session.add_all(runs)
         session.commit()
         return [r.id for r in runs]
@@ -45,9 +47,11 @@ def run_row(engine: Engine, run_id: int) -> TrainingRun:
 
 def age_heartbeat(engine: Engine, run_id: int, seconds: int) -> None:
     with engine.begin() as conn:
-        conn.execute(update(TrainingRun).where(TrainingRun.id == run_id)
-                     .values(heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0,
-                                                                          seconds)))
+        conn.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id)
+            .values(heartbeat_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds))
+        )
 
 
 def test_four_workers_racing_claim_each_run_exactly_once(queue_engine):
@@ -119,7 +123,9 @@ def test_lease_upserts_metrics_and_loses_its_writes_once_replaced(queue_engine):
     with Session(queue_engine) as session:
         rows = session.scalars(select(RunMetric).order_by(RunMetric.step)).all()
         assert [(m.step, m.values) for m in rows] == [
-            (1, {"loss": 0.6, "eval_accuracy": 0.5}), (2, {"loss": None, "eval_loss": 0.5})]
+            (1, {"loss": 0.6, "eval_accuracy": 0.5}),
+            (2, {"loss": None, "eval_loss": 0.5}),
+        ]
         no_samples = select(func.count()).where(RunMetric.samples.is_(None))
         assert session.scalar(no_samples) == 1  # step 1: SQL NULL, not JSON null
         assert rows[1].samples == [{"prompt": "p", "completion": "<b>c</b>"}]

@@ -32,9 +32,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def world(databases, tmp_path_factory) -> Iterator[tuple[Engine, Settings]]:
     """A committed database and a DATA_DIR shared by the app and the workers."""
     url = databases.new()
-    settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"),
-                        environment="test", secret_key="test-secret-key-0123456789",
-                        worker_heartbeat_seconds=0.5)
+    settings = Settings(
+        database_url=url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        environment="test",
+        secret_key="test-secret-key-0123456789",
+        worker_heartbeat_seconds=0.5,
+    )
     engine = create_engine(url, pool_size=6)
     yield engine, settings
     engine.dispose()
@@ -44,8 +48,13 @@ def world(databases, tmp_path_factory) -> Iterator[tuple[Engine, Settings]]:
 def export_id(world) -> int:
     engine, settings = world
     with Session(engine) as session:
-        export = Export(project_id=make_project(session).id, strategy="consensus", filters={},
-                        manifest={}, path="")
+        export = Export(
+            project_id=make_project(session).id,
+            strategy="consensus",
+            filters={},
+            manifest={},
+            path="",
+        )
         session.add(export)
         session.flush()
         write_export(settings.exports_dir / str(export.id), marker_rows(6, chat=True))
@@ -61,8 +70,14 @@ def queue(world, **request) -> int:
 
 def make_worker(world, name: str) -> Worker:
     engine, settings = world
-    return Worker(engine, name=name, data_dir=settings.data_dir, heartbeat_seconds=0.5,
-                  stale_seconds=30, poll_seconds=0.1)
+    return Worker(
+        engine,
+        name=name,
+        data_dir=settings.data_dir,
+        heartbeat_seconds=0.5,
+        stale_seconds=30,
+        poll_seconds=0.1,
+    )
 
 
 def row(world, run_id: int) -> TrainingRun:
@@ -72,8 +87,11 @@ def row(world, run_id: int) -> TrainingRun:
 
 def steps(world, run_id: int) -> list[int]:
     with Session(world[0]) as session:
-        return list(session.scalars(select(RunMetric.step).where(RunMetric.run_id == run_id)
-                                    .order_by(RunMetric.step)))
+        return list(
+            session.scalars(
+                select(RunMetric.step).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
+            )
+        )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -84,8 +102,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def test_reward_run_streams_metrics_and_stores_its_artifact(world, export_id, tiny_model):
-    run_id = queue(world, kind="reward", export_id=export_id, base_model=tiny_model,
-                   preset="tiny-cpu")
+    run_id = queue(
+        world, kind="reward", export_id=export_id, base_model=tiny_model, preset="tiny-cpu"
+    )
     assert make_worker(world, "w-reward").run_forever(once=True) == 1
     done = row(world, run_id)
     assert (done.status, done.attempts, done.error) == ("succeeded", 1, None)
@@ -94,8 +113,9 @@ def test_reward_run_streams_metrics_and_stores_its_artifact(world, export_id, ti
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
     assert steps(world, run_id) == [1, 2, 3, 4, 5]
     with Session(world[0]) as session:
-        last = session.scalar(select(RunMetric).where(RunMetric.run_id == run_id,
-                                                      RunMetric.step == 5))
+        last = session.scalar(
+            select(RunMetric).where(RunMetric.run_id == run_id, RunMetric.step == 5)
+        )
     assert "loss" in last.values and "eval_accuracy" in last.values  # merged at one step
     assert "step 1: " in done.log_tail and "attempt 1 ended: succeeded" in done.log_tail
     assert done.finished_at >= done.started_at
@@ -136,8 +156,14 @@ def run_in_thread(worker: Worker) -> threading.Thread:
 
 def test_cancel_from_the_api_stops_a_running_run(world, export_id, tiny_model, api):
     client, headers = api
-    run_id = queue(world, kind="dpo", export_id=export_id, base_model=tiny_model,
-                   preset="tiny-cpu", config=SLOW_DPO)
+    run_id = queue(
+        world,
+        kind="dpo",
+        export_id=export_id,
+        base_model=tiny_model,
+        preset="tiny-cpu",
+        config=SLOW_DPO,
+    )
     thread = run_in_thread(make_worker(world, "w-cancel"))
     wait_for(lambda: len(steps(world, run_id)) >= 2)
     response = client.post(f"/api/v1/training-runs/{run_id}/cancel", headers=headers)
@@ -152,8 +178,14 @@ def test_cancel_from_the_api_stops_a_running_run(world, export_id, tiny_model, a
 
 
 def test_a_stopping_worker_queues_its_run_again(world, export_id, tiny_model):
-    run_id = queue(world, kind="dpo", export_id=export_id, base_model=tiny_model,
-                   preset="tiny-cpu", config=SLOW_DPO)
+    run_id = queue(
+        world,
+        kind="dpo",
+        export_id=export_id,
+        base_model=tiny_model,
+        preset="tiny-cpu",
+        config=SLOW_DPO,
+    )
     worker = make_worker(world, "w-stop")
     thread = run_in_thread(worker)
     wait_for(lambda: len(steps(world, run_id)) >= 1)

@@ -17,10 +17,48 @@ from pathlib import Path
 from typing import Any
 
 WORDS = [
-    "apple", "banana", "cherry", "river", "stone", "cloud", "green", "blue", "red", "fast",
-    "slow", "happy", "sad", "tree", "house", "dog", "cat", "bird", "fish", "water", "fire",
-    "wind", "rain", "sun", "moon", "star", "road", "city", "hill", "lake", "boat", "book",
-    "song", "game", "door", "lamp", "milk", "bread", "salt", "rice", "corn", "tea",
+    "apple",
+    "banana",
+    "cherry",
+    "river",
+    "stone",
+    "cloud",
+    "green",
+    "blue",
+    "red",
+    "fast",
+    "slow",
+    "happy",
+    "sad",
+    "tree",
+    "house",
+    "dog",
+    "cat",
+    "bird",
+    "fish",
+    "water",
+    "fire",
+    "wind",
+    "rain",
+    "sun",
+    "moon",
+    "star",
+    "road",
+    "city",
+    "hill",
+    "lake",
+    "boat",
+    "book",
+    "song",
+    "game",
+    "door",
+    "lamp",
+    "milk",
+    "bread",
+    "salt",
+    "rice",
+    "corn",
+    "tea",
 ]
 MARKER = "excellent"
 CHAT_TEMPLATE = (
@@ -64,13 +102,23 @@ def make_tokenizer(bert: bool = False, texts: Iterable[str] = ()) -> Any:
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     if bert:
         core.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]),
-                                                     ("[SEP]", vocab["[SEP]"])])
-        return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
-                                       pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
-                                        bos_token="<s>", eos_token="<|im_end|>",
-                                        additional_special_tokens=["<|im_start|>"])
+            single="[CLS] $A [SEP]",
+            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=core,
+            unk_token="<unk>",
+            pad_token="<pad>",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+        )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -88,10 +136,18 @@ def build_tiny_causal_lm(folder: Path, seed: int = 0, texts: Iterable[str] = ())
 
     tokenizer = make_tokenizer(texts=texts)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=256, tie_word_embeddings=False,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tmp-tiny-", dir=folder) as staging:
         LlamaForCausalLM(config).save_pretrained(staging)

@@ -49,15 +49,34 @@ _TS, _ID, _JSON = sa.DateTime(timezone=True), sa.BigInteger, JSONB(none_as_null=
 
 def _table(name: str, **columns: Any) -> sa.Table:
     """The columns of an app table that the worker reads or writes (Core, no ORM)."""
-    return sa.Table(name, metadata, sa.Column("id", _ID, primary_key=True),
-                    *(sa.Column(key, kind) for key, kind in columns.items()))
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", _ID, primary_key=True),
+        *(sa.Column(key, kind) for key, kind in columns.items()),
+    )
 
 
 training_runs = _table(
-    "training_runs", kind=sa.String, status=sa.String, config=_JSON, export_id=_ID,
-    base_model=sa.String, parent_run_id=_ID, worker=sa.String, heartbeat_at=_TS,
-    attempts=sa.Integer, max_attempts=sa.Integer, cancel_requested=sa.Boolean, created_at=_TS,
-    started_at=_TS, finished_at=_TS, error=sa.Text, log_tail=sa.Text, artifact_uri=sa.String)
+    "training_runs",
+    kind=sa.String,
+    status=sa.String,
+    config=_JSON,
+    export_id=_ID,
+    base_model=sa.String,
+    parent_run_id=_ID,
+    worker=sa.String,
+    heartbeat_at=_TS,
+    attempts=sa.Integer,
+    max_attempts=sa.Integer,
+    cancel_requested=sa.Boolean,
+    created_at=_TS,
+    started_at=_TS,
+    finished_at=_TS,
+    error=sa.Text,
+    log_tail=sa.Text,
+    artifact_uri=sa.String,
+)
 run_metrics = _table("run_metrics", run_id=_ID, step=sa.Integer, values=_JSON, samples=_JSON)
 
 KINDS = ("reward", "dpo", "ppo", "generate")
@@ -71,10 +90,10 @@ PROMPTS_FILE = "prompts.jsonl"
 class RunPaths:
     """Where a run's inputs and outputs live under the shared ``DATA_DIR``::
 
-        DATA_DIR/exports/<export_id>/          manifest.json + pairs.jsonl (SPEC §5)
-        DATA_DIR/runs/<run_id>/                the run folder: adapter/, metrics.jsonl, ...
-        DATA_DIR/runs/<run_id>/inputs/         written by the app when the run is created
-                                               (prompts.jsonl for generate runs)
+    DATA_DIR/exports/<export_id>/          manifest.json + pairs.jsonl (SPEC §5)
+    DATA_DIR/runs/<run_id>/                the run folder: adapter/, metrics.jsonl, ...
+    DATA_DIR/runs/<run_id>/inputs/         written by the app when the run is created
+                                           (prompts.jsonl for generate runs)
     """
 
     data_dir: Path
@@ -107,8 +126,9 @@ class ClaimedRun:
 def _owned(run: ClaimedRun) -> Any:
     """The WHERE clause that holds while this attempt still owns the row."""
     c = training_runs.c
-    return sa.and_(c.id == run.id, c.worker == run.worker, c.attempts == run.attempt,
-                   c.status == "running")
+    return sa.and_(
+        c.id == run.id, c.worker == run.worker, c.attempts == run.attempt, c.status == "running"
+    )
 
 
 def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, str]]:
@@ -117,17 +137,36 @@ def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, st
     c, stale = training_runs.c, float(stale_seconds)
     give_up = c.attempts >= c.max_attempts
     new_status = sa.case((c.cancel_requested, "cancelled"), (give_up, "failed"), else_="queued")
-    note = sa.func.concat("\n[requeue] worker ", c.worker, " stopped heartbeating (attempt ",
-                          c.attempts, " of ", c.max_attempts, ")")
+    note = sa.func.concat(
+        "\n[requeue] worker ",
+        c.worker,
+        " stopped heartbeating (attempt ",
+        c.attempts,
+        " of ",
+        c.max_attempts,
+        ")",
+    )
     stmt = (
         sa.update(training_runs)
-        .where(c.status == "running",
-               c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, stale))
+        .where(
+            c.status == "running",
+            c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, stale),
+        )
         .values(
             status=new_status,
-            error=sa.case((give_up & ~c.cancel_requested,
-                           sa.func.concat("worker ", c.worker, " stopped heartbeating; gave up "
-                                          "after ", c.attempts, " attempt(s)")), else_=c.error),
+            error=sa.case(
+                (
+                    give_up & ~c.cancel_requested,
+                    sa.func.concat(
+                        "worker ",
+                        c.worker,
+                        " stopped heartbeating; gave up after ",
+                        c.attempts,
+                        " attempt(s)",
+                    ),
+                ),
+                else_=c.error,
+            ),
             finished_at=sa.case((new_status == "queued", None), else_=sa.func.now()),
             log_tail=sa.func.right(sa.func.concat(c.log_tail, note), 20_000),
             worker=None,
@@ -153,21 +192,44 @@ def claim(engine: sa.Engine, worker: str, kinds: Sequence[str] = KINDS) -> Claim
     stmt = (
         sa.update(training_runs)
         .where(c.id == oldest)
-        .values(status="running", attempts=c.attempts + 1, worker=worker,
-                started_at=sa.func.now(), heartbeat_at=sa.func.now(), finished_at=None, error=None,
-                cancel_requested=False, artifact_uri=None)
-        .returning(c.id, c.kind, c.config, c.export_id, c.base_model, c.parent_run_id,
-                   c.attempts, c.log_tail)
+        .values(
+            status="running",
+            attempts=c.attempts + 1,
+            worker=worker,
+            started_at=sa.func.now(),
+            heartbeat_at=sa.func.now(),
+            finished_at=None,
+            error=None,
+            cancel_requested=False,
+            artifact_uri=None,
+        )
+        .returning(
+            c.id,
+            c.kind,
+            c.config,
+            c.export_id,
+            c.base_model,
+            c.parent_run_id,
+            c.attempts,
+            c.log_tail,
+        )
     )
     with engine.begin() as conn:
         row = conn.execute(stmt).first()
         if row is None:
             return None
         conn.execute(run_metrics.delete().where(run_metrics.c.run_id == row.id))
-    return ClaimedRun(id=row.id, kind=row.kind, config=dict(row.config or {}),
-                      export_id=row.export_id, base_model=row.base_model,
-                      parent_run_id=row.parent_run_id, attempt=row.attempts, worker=worker,
-                      log_tail=row.log_tail or "")
+    return ClaimedRun(
+        id=row.id,
+        kind=row.kind,
+        config=dict(row.config or {}),
+        export_id=row.export_id,
+        base_model=row.base_model,
+        parent_run_id=row.parent_run_id,
+        attempt=row.attempts,
+        worker=worker,
+        log_tail=row.log_tail or "",
+    )
 
 
 def _json_safe(value: Any) -> Any:
@@ -218,15 +280,20 @@ class Lease(Callbacks):
     """Ownership of one attempt: the heartbeat thread, every conditional write, and the
     ``training.Callbacks`` of the run (metrics to the database, cancel from it)."""
 
-    def __init__(self, engine: sa.Engine, run: ClaimedRun, heartbeat_seconds: float,
-                 stopping: threading.Event, tail: LogTail) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        run: ClaimedRun,
+        heartbeat_seconds: float,
+        stopping: threading.Event,
+        tail: LogTail,
+    ) -> None:
         self.engine, self.run, self.tail = engine, run, tail
         self.heartbeat_seconds = heartbeat_seconds
         self.stopping = stopping
         self.lost = False
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.id}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.id}", daemon=True)
 
     def __enter__(self) -> Lease:
         self._thread.start()
@@ -244,9 +311,12 @@ class Lease(Callbacks):
                 log.warning("heartbeat of run %s failed: %s", self.run.id, exc)
 
     def heartbeat(self) -> None:
-        stmt = (sa.update(training_runs).where(_owned(self.run))
-                .values(heartbeat_at=sa.func.now(), log_tail=self.tail.text())
-                .returning(training_runs.c.id))
+        stmt = (
+            sa.update(training_runs)
+            .where(_owned(self.run))
+            .values(heartbeat_at=sa.func.now(), log_tail=self.tail.text())
+            .returning(training_runs.c.id)
+        )
         with self.engine.begin() as conn:
             if conn.execute(stmt).first() is None:
                 self.lost = True
@@ -266,14 +336,20 @@ class Lease(Callbacks):
     def record(self, step: int, values: dict[str, float], samples: list[dict] | None) -> None:
         """Upsert one logging step (merging values logged twice at the same step)."""
         owned = sa.exists().where(_owned(self.run))
-        source = sa.select(sa.literal(self.run.id, sa.BigInteger), sa.literal(step, sa.Integer),
-                           sa.literal(_json_safe(values), _JSON),
-                           sa.literal(_json_safe(samples), _JSON)).where(owned)
+        source = sa.select(
+            sa.literal(self.run.id, sa.BigInteger),
+            sa.literal(step, sa.Integer),
+            sa.literal(_json_safe(values), _JSON),
+            sa.literal(_json_safe(samples), _JSON),
+        ).where(owned)
         stmt = pg_insert(run_metrics).from_select(["run_id", "step", "values", "samples"], source)
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "step"],
-            set_={"values": run_metrics.c["values"].op("||")(stmt.excluded["values"]),
-                  "samples": sa.func.coalesce(stmt.excluded.samples, run_metrics.c.samples)})
+            set_={
+                "values": run_metrics.c["values"].op("||")(stmt.excluded["values"]),
+                "samples": sa.func.coalesce(stmt.excluded.samples, run_metrics.c.samples),
+            },
+        )
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
@@ -290,17 +366,25 @@ class Lease(Callbacks):
         except OperationalError:
             return self.stopping.is_set()
 
-    def finish(self, status: str, *, error: str | None = None,
-               artifact_uri: str | None = None) -> bool:
+    def finish(
+        self, status: str, *, error: str | None = None, artifact_uri: str | None = None
+    ) -> bool:
         """Close the attempt; False when the lease was already lost (nothing is written)."""
-        values: dict[str, Any] = {"status": status, "log_tail": self.tail.text(),
-                                  "error": error[-ERROR_CHARS:] if error else None}
+        values: dict[str, Any] = {
+            "status": status,
+            "log_tail": self.tail.text(),
+            "error": error[-ERROR_CHARS:] if error else None,
+        }
         if status == "queued":
             values.update(worker=None, heartbeat_at=None, started_at=None)
         else:
             values.update(finished_at=sa.func.now(), artifact_uri=artifact_uri)
-        stmt = (sa.update(training_runs).where(_owned(self.run)).values(**values)
-                .returning(training_runs.c.id))
+        stmt = (
+            sa.update(training_runs)
+            .where(_owned(self.run))
+            .values(**values)
+            .returning(training_runs.c.id)
+        )
         with self.engine.begin() as conn:
             return conn.execute(stmt).first() is not None
 
@@ -329,10 +413,18 @@ class Worker:
     run's output into a labeling project, see ``app.services.next_round``).
     """
 
-    def __init__(self, engine: sa.Engine, *, name: str, data_dir: Path,
-                 heartbeat_seconds: float = 10.0, stale_seconds: float = 60.0,
-                 poll_seconds: float = 5.0, kinds: Sequence[str] = KINDS,
-                 on_success: OnSuccess | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        name: str,
+        data_dir: Path,
+        heartbeat_seconds: float = 10.0,
+        stale_seconds: float = 60.0,
+        poll_seconds: float = 5.0,
+        kinds: Sequence[str] = KINDS,
+        on_success: OnSuccess | None = None,
+    ) -> None:
         unknown = sorted(set(kinds) - set(KINDS))
         if unknown or not kinds:
             raise ValueError(f"kinds must be some of {list(KINDS)}, got {list(kinds)}")
@@ -378,19 +470,23 @@ class Worker:
 
     def execute(self, run: ClaimedRun) -> str:
         """Run one claimed attempt to its end; returns the status it ended in."""
-        log.info("worker %s runs %s run %s (attempt %s)", self.name, run.kind, run.id,
-                 run.attempt)
+        log.info("worker %s runs %s run %s (attempt %s)", self.name, run.kind, run.id, run.attempt)
         tail = LogTail(run.log_tail)
-        with tail.attached(), Lease(self.engine, run, self.heartbeat_seconds, self.stopping,
-                                    tail) as lease:
-            tail.add(f"[worker] {self.name} started attempt {run.attempt} of run {run.id} "
-                     f"({run.kind}, base {run.base_model})")
+        with (
+            tail.attached(),
+            Lease(self.engine, run, self.heartbeat_seconds, self.stopping, tail) as lease,
+        ):
+            tail.add(
+                f"[worker] {self.name} started attempt {run.attempt} of run {run.id} "
+                f"({run.kind}, base {run.base_model})"
+            )
             status, error = self._attempt(run, lease)
             tail.add(f"[worker] attempt {run.attempt} ended: {status}")
             artifact = str(self.paths.run_dir(run.id)) if status == "succeeded" else None
             if not lease.finish(status, error=error, artifact_uri=artifact):
-                log.warning("run %s was taken from worker %s; its result is dropped",
-                            run.id, self.name)
+                log.warning(
+                    "run %s was taken from worker %s; its result is dropped", run.id, self.name
+                )
                 return "lost"
         return status
 
@@ -422,6 +518,12 @@ class Worker:
             extra["prompts"] = self.paths.prompts_file(run.id)
             if run.parent_run_id is not None:
                 extra["adapter"] = self.paths.run_dir(run.parent_run_id)
-        return training.run(run.kind, data=data, model=run.base_model, out=out,
-                            config=run.config, callbacks=callbacks, **extra)
-
+        return training.run(
+            run.kind,
+            data=data,
+            model=run.base_model,
+            out=out,
+            config=run.config,
+            callbacks=callbacks,
+            **extra,
+        )

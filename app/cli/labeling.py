@@ -90,8 +90,16 @@ def _build_tiny_model(settings: Settings) -> Path | None:
 def _start_worker(settings: Settings, url: str) -> subprocess.Popen[bytes]:
     """One ``prefloop worker`` in a child process, on the same database and DATA_DIR."""
     env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(settings.data_dir.resolve())}
-    command = [sys.executable, "-c", "from app.cli import main; main()", "worker",
-               "--name", "demo-worker", "--poll-seconds", "2"]
+    command = [
+        sys.executable,
+        "-c",
+        "from app.cli import main; main()",
+        "worker",
+        "--name",
+        "demo-worker",
+        "--poll-seconds",
+        "2",
+    ]
     return subprocess.Popen(command, env=env)
 
 
@@ -109,8 +117,9 @@ def _training_hint(settings: Settings, export_id: int | None, model: Path | None
     if export_id is None or model is None:
         return
     base = _login_url(settings).removesuffix("/login")
-    query = urlencode({"kind": "reward", "export_id": export_id, "base_model": str(model),
-                       "preset": "tiny-cpu"})
+    query = urlencode(
+        {"kind": "reward", "export_id": export_id, "base_model": str(model), "preset": "tiny-cpu"}
+    )
     typer.echo(
         f"Training: log in as admin, open /admin/runs, start a 'reward' run on export "
         f"#{export_id} with base model {model} and preset tiny-cpu"

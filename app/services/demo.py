@@ -169,5 +169,6 @@ def seed_demo(
         return seed
     reviewed_id, export = _seed_reviewed(session, settings, prompts_file, reviews_file)
     pairs = int(export.manifest.get("counts", {}).get("pairs", 0))
-    return DemoSeed(project.id, logins, result.imported, result.skipped,
-                    reviewed_id, export.id, pairs)
+    return DemoSeed(
+        project.id, logins, result.imported, result.skipped, reviewed_id, export.id, pairs
+    )

@@ -48,8 +48,8 @@ def _new_round_project(session: Session, run: TrainingRun) -> Project:
     project = Project(
         name=_round_name(session, run),
         description=f"Completions sampled by training run {run.id} from `{run.base_model}`"
-                    + (f" with the adapter of run {run.parent_run_id}" if run.parent_run_id
-                       else "") + ", mixed with the base model's and shuffled.",
+        + (f" with the adapter of run {run.parent_run_id}" if run.parent_run_id else "")
+        + ", mixed with the base model's and shuffled.",
         status="active",
         settings=parse_settings(source.settings if source else None).model_dump(),
     )
@@ -57,8 +57,11 @@ def _new_round_project(session: Session, run: TrainingRun) -> Project:
     session.flush()
     if source is not None:
         members = select(ProjectMember.user_id).where(ProjectMember.project_id == source.id)
-        session.execute(pg_insert(ProjectMember).from_select(
-            ["project_id", "user_id"], select(project.id, members.subquery().c.user_id)))
+        session.execute(
+            pg_insert(ProjectMember).from_select(
+                ["project_id", "user_id"], select(project.id, members.subquery().c.user_id)
+            )
+        )
     run.result_project_id = project.id
     session.commit()
     return project
@@ -82,26 +85,34 @@ def ranked_prompts(session: Session, project_id: int) -> tuple[list[RankedPrompt
     completions = session.execute(
         select(Completion.prompt_id, Completion.external_id, Completion.model)
         .join(Prompt, Prompt.id == Completion.prompt_id)
-        .where(Prompt.project_id == project_id, Prompt.is_gold.is_(False)))
+        .where(Prompt.project_id == project_id, Prompt.is_gold.is_(False))
+    )
     models_of: dict[int, dict[str, str]] = defaultdict(dict)
     for prompt_id, completion_id, model in completions:
         models_of[prompt_id][completion_id] = model or "unknown"
     rankings: dict[int, list[Any]] = defaultdict(list)
     judged = select(Judgment.prompt_id, Judgment.ranking).where(
-        Judgment.project_id == project_id, Judgment.ranking.is_not(None),
-        Judgment.reject_all.is_(False))
+        Judgment.project_id == project_id,
+        Judgment.ranking.is_not(None),
+        Judgment.reject_all.is_(False),
+    )
     for prompt_id, ranking in session.execute(judged):
         rankings[prompt_id].append(ranking)
-    prompts = [RankedPrompt(models_of[pid], rankings[pid]) for pid in sorted(rankings)
-               if pid in models_of]
+    prompts = [
+        RankedPrompt(models_of[pid], rankings[pid]) for pid in sorted(rankings) if pid in models_of
+    ]
     models = sorted({m for by_id in models_of.values() for m in by_id.values()})
     return prompts, models
 
 
 def round_run(session: Session, project_id: int) -> TrainingRun | None:
     """The generate run that made this project, if any."""
-    return session.scalar(select(TrainingRun).where(TrainingRun.result_project_id == project_id)
-                          .order_by(TrainingRun.id.desc()).limit(1))
+    return session.scalar(
+        select(TrainingRun)
+        .where(TrainingRun.result_project_id == project_id)
+        .order_by(TrainingRun.id.desc())
+        .limit(1)
+    )
 
 
 def _focus(models: list[str], run: TrainingRun | None) -> tuple[str, str] | None:
@@ -127,6 +138,7 @@ def comparison(session: Session, project_id: int) -> dict[str, Any]:
 
 def comparison_for_run(session: Session, run: TrainingRun) -> dict[str, Any]:
     if run.kind != "generate" or run.result_project_id is None:
-        raise NotFound(f"run {run.id} has no labeling round (only a succeeded generate run "
-                       "has one)")
+        raise NotFound(
+            f"run {run.id} has no labeling round (only a succeeded generate run has one)"
+        )
     return comparison(session, run.result_project_id)

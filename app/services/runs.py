@@ -90,8 +90,9 @@ def _resolved_config(request: RunRequest, problems: _Problems) -> dict[str, Any]
     if generate and request.parent_run_id is not None:
         overrides.setdefault("mix_base", True)
     try:
-        config = build_config(request.kind, preset=request.preset or None,
-                              overrides=overrides).to_dict()
+        config = build_config(
+            request.kind, preset=request.preset or None, overrides=overrides
+        ).to_dict()
     except ValueError as exc:
         problems.add(config_error_field(request.kind, str(exc)), str(exc))
         return {}
@@ -114,15 +115,19 @@ def _parent(session: Session, request: RunRequest, problems: _Problems) -> Train
     elif parent is None:
         problems.add("parent_run_id", f"no training run {request.parent_run_id}")
     elif parent.kind not in kinds or parent.status != RunStatus.succeeded.value:
-        problems.add("parent_run_id", f"must be a succeeded {' or '.join(kinds)} run "
-                     f"(run {parent.id} is a {parent.status} {parent.kind} run)")
+        problems.add(
+            "parent_run_id",
+            f"must be a succeeded {' or '.join(kinds)} run "
+            f"(run {parent.id} is a {parent.status} {parent.kind} run)",
+        )
     else:
         return parent
     return None
 
 
-def _export(session: Session, settings: Settings, request: RunRequest,
-            problems: _Problems) -> Export | None:
+def _export(
+    session: Session, settings: Settings, request: RunRequest, problems: _Problems
+) -> Export | None:
     if request.export_id is None:
         if request.kind != RunKind.generate.value:
             problems.add("export_id", f"a {request.kind} run trains on an export")
@@ -139,8 +144,11 @@ def _base_model(request: RunRequest, parent: TrainingRun | None, problems: _Prob
     base = (request.base_model or "").strip()
     if request.kind == RunKind.generate.value and parent is not None:
         if base and base != parent.base_model:
-            problems.add("base_model", f"the adapter of run {parent.id} was trained on "
-                         f"{parent.base_model!r}; leave it empty or use that model")
+            problems.add(
+                "base_model",
+                f"the adapter of run {parent.id} was trained on "
+                f"{parent.base_model!r}; leave it empty or use that model",
+            )
         return parent.base_model
     if not base:
         problems.add("base_model", "name a model (hub id or a local folder)")
@@ -173,12 +181,18 @@ def create_run(session: Session, settings: Settings, request: RunRequest) -> Tra
     base = _base_model(request, parent, problems)
     _prompt_source(session, request, problems)
     problems.raise_any()
-    run = TrainingRun(kind=request.kind, config=config, base_model=base,
-                      export_id=export.id if export else None,
-                      parent_run_id=parent.id if parent else None,
-                      project_id=request.project_id if request.project_id is not None
-                      else (export.project_id if export else None),
-                      max_attempts=settings.run_max_attempts, status=RunStatus.queued.value)
+    run = TrainingRun(
+        kind=request.kind,
+        config=config,
+        base_model=base,
+        export_id=export.id if export else None,
+        parent_run_id=parent.id if parent else None,
+        project_id=request.project_id
+        if request.project_id is not None
+        else (export.project_id if export else None),
+        max_attempts=settings.run_max_attempts,
+        status=RunStatus.queued.value,
+    )
     session.add(run)
     session.flush()
     run_dir = RunPaths(settings.data_dir).run_dir(run.id)
@@ -193,24 +207,28 @@ def create_run(session: Session, settings: Settings, request: RunRequest) -> Tra
     return run
 
 
-def _write_prompts(session: Session, settings: Settings, run: TrainingRun,
-                   request: RunRequest) -> None:
+def _write_prompts(
+    session: Session, settings: Settings, run: TrainingRun, request: RunRequest
+) -> None:
     """The prompt set of a generate run as ``{"id", "prompt"}`` lines (training.load_prompts)."""
     paths = RunPaths(settings.data_dir)
     if request.export_id is not None:
         rows = _export_prompts(paths.export_dir(request.export_id) / "pairs.jsonl")
         source = {"export_id": request.export_id}
     else:
-        stmt = (select(Prompt.external_id, Prompt.prompt)
-                .where(Prompt.project_id == request.project_id, Prompt.is_gold.is_(False))
-                .order_by(Prompt.id))
+        stmt = (
+            select(Prompt.external_id, Prompt.prompt)
+            .where(Prompt.project_id == request.project_id, Prompt.is_gold.is_(False))
+            .order_by(Prompt.id)
+        )
         rows = [{"id": ext, "prompt": prompt} for ext, prompt in session.execute(stmt)]
         source = {"project_id": request.project_id}
     for row in rows:
         row["metadata"] = {"source": source, "source_prompt_id": row["id"]}
     if not rows:
-        raise ValidationFailed.single("project_id" if request.project_id else "export_id",
-                                      "the prompt set holds no prompts")
+        raise ValidationFailed.single(
+            "project_id" if request.project_id else "export_id", "the prompt set holds no prompts"
+        )
     target = paths.prompts_file(run.id)
     target.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -246,8 +264,9 @@ def cancel_run(session: Session, run_id: int) -> TrainingRun:
         run.cancel_requested = True
     else:
         session.rollback()
-        raise Conflict(f"run {run_id} is {run.status}; only queued or running runs can be "
-                       "cancelled")
+        raise Conflict(
+            f"run {run_id} is {run.status}; only queued or running runs can be cancelled"
+        )
     session.commit()
     session.refresh(run)
     return run
@@ -258,8 +277,9 @@ def retry_run(session: Session, run_id: int) -> TrainingRun:
     run = get_run(session, run_id, lock=True)
     if run.status not in RETRYABLE:
         session.rollback()
-        raise Conflict(f"run {run_id} is {run.status}; only failed or cancelled runs can be "
-                       "retried")
+        raise Conflict(
+            f"run {run_id} is {run.status}; only failed or cancelled runs can be retried"
+        )
     run.status = RunStatus.queued.value
     run.attempts = 0
     run.cancel_requested = False
@@ -271,8 +291,9 @@ def retry_run(session: Session, run_id: int) -> TrainingRun:
     return run
 
 
-def list_runs(session: Session, *, kind: str | None = None, status: str | None = None,
-              limit: int = 200) -> list[TrainingRun]:
+def list_runs(
+    session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 200
+) -> list[TrainingRun]:
     stmt = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)
     if kind:
         stmt = stmt.where(TrainingRun.kind == kind)

@@ -72,8 +72,14 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def compare(counts: np.ndarray, models: Sequence[str], focus: tuple[str, str] | None = None,
-            resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL) -> dict:
+def compare(
+    counts: np.ndarray,
+    models: Sequence[str],
+    focus: tuple[str, str] | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict:
     """Bradley–Terry scores of every model and, for ``focus = (a, b)``, a's record against b:
     wins, losses, ties, win rate (ties count half) and the BT margin, each with an interval."""
     n_prompts = counts.shape[0]
@@ -88,18 +94,26 @@ def compare(counts: np.ndarray, models: Sequence[str], focus: tuple[str, str] | 
         boot_scores.append(_scores(sample[0], sample[1]))
         boot_rates.append(_win_rate(sample[0], sample[1], a, b))
     result: dict = {
-        "models": list(models), "n_prompts": int(n_prompts),
-        "comparisons": int(wins.sum() + ties.sum() / 2), "resamples": resamples,
+        "models": list(models),
+        "n_prompts": int(n_prompts),
+        "comparisons": int(wins.sum() + ties.sum() / 2),
+        "resamples": resamples,
         "level": level,
         "bradley_terry": {
-            m: {"score": float(scores[k]),
-                "ci": _interval([float(s[k]) for s in boot_scores], level)}
-            for k, m in enumerate(models)},
+            m: {
+                "score": float(scores[k]),
+                "ci": _interval([float(s[k]) for s in boot_scores], level),
+            }
+            for k, m in enumerate(models)
+        },
     }
     if focus:
         result["head_to_head"] = {
-            "model": focus[0], "against": focus[1], "wins": int(wins[a, b]),
-            "losses": int(wins[b, a]), "ties": int(ties[a, b]),
+            "model": focus[0],
+            "against": focus[1],
+            "wins": int(wins[a, b]),
+            "losses": int(wins[b, a]),
+            "ties": int(ties[a, b]),
             "win_rate": _finite(_win_rate(wins, ties, a, b)),
             "win_rate_ci": _interval(boot_rates, level),
             "bt_margin": float(scores[a] - scores[b]),

@@ -31,14 +31,25 @@ def duration_seconds(run: TrainingRun) -> float | None:
 def summary(run: TrainingRun) -> dict[str, Any]:
     """The run's row as plain data."""
     return {
-        "id": run.id, "kind": run.kind, "status": run.status, "base_model": run.base_model,
-        "export_id": run.export_id, "parent_run_id": run.parent_run_id,
-        "project_id": run.project_id, "result_project_id": run.result_project_id,
-        "config": run.config, "worker": run.worker, "attempts": run.attempts,
-        "max_attempts": run.max_attempts, "cancel_requested": run.cancel_requested,
-        "created_at": run.created_at, "started_at": run.started_at,
-        "heartbeat_at": run.heartbeat_at, "finished_at": run.finished_at,
-        "duration_seconds": duration_seconds(run), "error": run.error,
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "base_model": run.base_model,
+        "export_id": run.export_id,
+        "parent_run_id": run.parent_run_id,
+        "project_id": run.project_id,
+        "result_project_id": run.result_project_id,
+        "config": run.config,
+        "worker": run.worker,
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "cancel_requested": run.cancel_requested,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "heartbeat_at": run.heartbeat_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": duration_seconds(run),
+        "error": run.error,
         "artifact_uri": run.artifact_uri,
     }
 
@@ -48,25 +59,33 @@ def metrics(session: Session, run_id: int, after_step: int | None = None) -> lis
     stmt = select(RunMetric).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
     if after_step is not None:
         stmt = stmt.where(RunMetric.step > after_step)
-    return [{"step": m.step, "values": m.values, "samples": m.samples}
-            for m in session.scalars(stmt)]
+    return [
+        {"step": m.step, "values": m.values, "samples": m.samples} for m in session.scalars(stmt)
+    ]
 
 
 def recent_samples(session: Session, run_id: int, steps: int = 3) -> list[dict[str, Any]]:
     """The sample completions of the last ``steps`` steps that logged some, newest first."""
-    stmt = (select(RunMetric.step, RunMetric.samples)
-            .where(RunMetric.run_id == run_id, RunMetric.samples.is_not(None))
-            .order_by(RunMetric.step.desc()).limit(steps))
-    return [{"step": step, "samples": samples} for step, samples in session.execute(stmt)
-            if samples]
+    stmt = (
+        select(RunMetric.step, RunMetric.samples)
+        .where(RunMetric.run_id == run_id, RunMetric.samples.is_not(None))
+        .order_by(RunMetric.step.desc())
+        .limit(steps)
+    )
+    return [
+        {"step": step, "samples": samples} for step, samples in session.execute(stmt) if samples
+    ]
 
 
 def final_value(session: Session, run_id: int, keys: tuple[str, ...]) -> float | None:
     """The last logged value of the first of ``keys`` that the run logged."""
     for key in keys:
-        stmt = (select(RunMetric.values[key].as_float())
-                .where(RunMetric.run_id == run_id, RunMetric.values.has_key(key))
-                .order_by(RunMetric.step.desc()).limit(1))
+        stmt = (
+            select(RunMetric.values[key].as_float())
+            .where(RunMetric.run_id == run_id, RunMetric.values.has_key(key))
+            .order_by(RunMetric.step.desc())
+            .limit(1)
+        )
         value = session.scalar(stmt)
         if value is not None:
             return value
@@ -78,8 +97,11 @@ def artifacts(settings: Settings, run: TrainingRun) -> list[dict[str, Any]]:
     root = RunPaths(settings.data_dir).run_dir(run.id)
     if not root.is_dir():
         return []
-    return [{"path": p.relative_to(root).as_posix(), "size": p.stat().st_size}
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()]
+    return [
+        {"path": p.relative_to(root).as_posix(), "size": p.stat().st_size}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    ]
 
 
 def artifact_file(settings: Settings, run: TrainingRun, path: str) -> Path:
@@ -98,8 +120,9 @@ def _held_out_prompt_ids(folder: Path, config: dict[str, Any]) -> set[str]:
     with (folder / "pairs.jsonl").open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
     rows = [r for r in rows if not r.get("tie")]
-    _, held_out = split_by_prompt(rows, float(config.get("eval_fraction", 0.1)),
-                                  int(config.get("seed", 42)))
+    _, held_out = split_by_prompt(
+        rows, float(config.get("eval_fraction", 0.1)), int(config.get("seed", 42))
+    )
     return {prompt_key(r) for r in held_out}
 
 
@@ -113,8 +136,9 @@ def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dic
     if export is None or not (folder / "pairs.jsonl").is_file():
         return None
     held_out = _held_out_prompt_ids(folder, run.config)
-    records = [r for r in agreement.load_records(session, export.project_id)
-               if r.prompt_id in held_out]
+    records = [
+        r for r in agreement.load_records(session, export.project_id) if r.prompt_id in held_out
+    ]
     figures = agreement.project_summary(agreement.outcome_table(records)) if records else {}
     return {
         "model_accuracy": final_value(session, run.id, ACCURACY_KEYS),
@@ -123,5 +147,6 @@ def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dic
         "human_agreement_ci": (figures.get("ci95") or {}).get("pairwise_agreement"),
         "human_prompts": (figures.get("counts") or {}).get("prompts", 0),
         "project_pairwise_agreement": (export.manifest.get("agreement") or {}).get(
-            "pairwise_agreement"),
+            "pairwise_agreement"
+        ),
     }

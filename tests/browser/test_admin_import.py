@@ -44,8 +44,11 @@ def write(path: Path, *records: dict) -> Path:
 
 
 def record(pid: str, n: int = 2) -> dict:
-    return {"id": pid, "prompt": f"Question {pid}?",
-            "completions": [{"id": f"c{i}", "text": f"Answer {i}"} for i in range(n)]}
+    return {
+        "id": pid,
+        "prompt": f"Question {pid}?",
+        "completions": [{"id": f"c{i}", "text": f"Answer {i}"} for i in range(n)],
+    }
 
 
 def prompts_in_db(seeded: Seeded) -> int:
@@ -67,7 +70,9 @@ def test_upload_with_an_error_shows_its_line_then_a_good_one_imports(page, seede
     rows = page.locator("#import-result table.import-errors tbody tr")
     rows.first.wait_for()
     assert [rows.nth(i).inner_text().split("\t")[:2] for i in range(rows.count())] == [
-        ["2", "completions"], ["3", "id"]]
+        ["2", "completions"],
+        ["3", "id"],
+    ]
     assert "Nothing was imported" in page.inner_text("#import-result")
     assert page.url.endswith(f"/admin/projects/{seeded.project_id}")  # swapped in place
     assert prompts_in_db(seeded) == 0
@@ -80,5 +85,6 @@ def test_upload_with_an_error_shows_its_line_then_a_good_one_imports(page, seede
     assert page.locator("#import-result table").count() == 0
     # The progress block reloads on the import event: 2 pending prompts.
     page.wait_for_function(
-        "() => document.querySelector('#progress .figures b').textContent.trim() === '2'")
+        "() => document.querySelector('#progress .figures b').textContent.trim() === '2'"
+    )
     assert prompts_in_db(seeded) == 2

@@ -34,8 +34,13 @@ def seeded(live_server) -> Iterator[Seeded]:
     engine = create_engine(live_server.database_url)
     with Session(engine, expire_on_commit=False) as session:
         user = users.create_user(session, "ada", PASSWORD, "labeler")
-        project = make_project(session, k=1, members=[user], rating_axes=["helpful"],
-                               guidelines="# Be fair\nPrefer **correct** answers.")
+        project = make_project(
+            session,
+            k=1,
+            members=[user],
+            rating_axes=["helpful"],
+            guidelines="# Be fair\nPrefer **correct** answers.",
+        )
         make_prompts(session, project, 2, completions=3)
         yield Seeded(live_server.url, project.id, session)
     engine.dispose()
@@ -55,8 +60,10 @@ def open_task(page, seeded: Seeded) -> dict[int, str]:
     page.goto(f"{seeded.url}/projects/{seeded.project_id}/label")
     page.wait_for_selector("#pool .chip")
     chips = page.locator("#pool .chip")
-    return {int(chips.nth(i).get_attribute("data-n")): chips.nth(i).get_attribute("data-cid")
-            for i in range(chips.count())}
+    return {
+        int(chips.nth(i).get_attribute("data-n")): chips.nth(i).get_attribute("data-cid")
+        for i in range(chips.count())
+    }
 
 
 def blur(page) -> None:
@@ -89,7 +96,9 @@ def test_keyboard_ranking_with_a_tie_then_the_next_task(page, seeded):
     page.keyboard.press("Enter")
     page.wait_for_function(
         "text => document.querySelector('.prompt pre.text') &&"
-        " document.querySelector('.prompt pre.text').innerText !== text", arg=first_prompt)
+        " document.querySelector('.prompt pre.text').innerText !== text",
+        arg=first_prompt,
+    )
     assert page.locator("#pool .chip").count() == 3
     assert page.locator(".progress-text").inner_text().startswith("1 done")
     (judgment,) = stored_judgments(seeded.session)
@@ -108,8 +117,8 @@ def test_incomplete_ranking_is_not_submitted_and_skip_moves_on(page, seeded):
     first_prompt = page.locator(".prompt pre.text").inner_text()
     page.keyboard.press("s")
     page.wait_for_function(
-        "text => document.querySelector('.prompt pre.text').innerText !== text",
-        arg=first_prompt)
+        "text => document.querySelector('.prompt pre.text').innerText !== text", arg=first_prompt
+    )
     blur(page)
     page.keyboard.press("Shift+?")
     assert page.locator("#shortcuts").is_visible()
@@ -154,10 +163,16 @@ def test_untrusted_text_is_shown_as_text_and_runs_nothing(browser, live_server):
     engine = create_engine(live_server.database_url)
     with Session(engine, expire_on_commit=False) as session:
         user = users.create_user(session, "eve", PASSWORD, "labeler")
-        project = make_project(session, members=[user],
-                               guidelines="Read <img src=x onerror=\"window.__xss='md'\">")
-        make_prompts(session, project, 1, prompt=[{"role": "user", "content": XSS_IMG}],
-                     texts=[XSS_SCRIPT, XSS_IMG, "plain"])
+        project = make_project(
+            session, members=[user], guidelines="Read <img src=x onerror=\"window.__xss='md'\">"
+        )
+        make_prompts(
+            session,
+            project,
+            1,
+            prompt=[{"role": "user", "content": XSS_IMG}],
+            texts=[XSS_SCRIPT, XSS_IMG, "plain"],
+        )
     engine.dispose()
     page = browser.new_context(viewport={"width": 360, "height": 740}).new_page()
     log_in(page, live_server.url, "eve")

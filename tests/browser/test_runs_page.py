@@ -28,16 +28,23 @@ def stack(databases, tmp_path) -> Iterator[tuple[LiveServer, int, Path]]:
     engine = create_engine(url)
     with Session(engine) as session:
         users.create_user(session, "root", PASSWORD, "admin")
-        export = Export(project_id=make_project(session).id, strategy="consensus", filters={},
-                        manifest={"counts": {"pairs": 12}}, path="")
+        export = Export(
+            project_id=make_project(session).id,
+            strategy="consensus",
+            filters={},
+            manifest={"counts": {"pairs": 12}},
+            path="",
+        )
         session.add(export)
         session.flush()
         write_export(data_dir / "exports" / str(export.id), marker_rows(6, chat=True))
         session.commit()
         export_id = export.id
     engine.dispose()
-    with start_server(url, env={"DATA_DIR": str(data_dir)}) as server, \
-            worker_process("browser", worker_env(url, data_dir), tmp_path / "worker.log"):
+    with (
+        start_server(url, env={"DATA_DIR": str(data_dir)}) as server,
+        worker_process("browser", worker_env(url, data_dir), tmp_path / "worker.log"),
+    ):
         yield server, export_id, tmp_path
 
 
@@ -63,17 +70,18 @@ def test_admin_starts_a_run_and_sees_the_chart_update(page, stack):
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#run-form .error")  # the form came back with the problem listed
     assert "config" in page.inner_text("#run-form .error")
-    page.fill("textarea[name=config]",
-              '{"max_steps": 10, "logging_steps": 1, "eval_fraction": 0}')
+    page.fill("textarea[name=config]", '{"max_steps": 10, "logging_steps": 1, "eval_fraction": 0}')
     page.click("#run-form button[type=submit]")
     page.wait_for_url(f"{server.url}/admin/runs/*")
 
     charts = page.locator("#run-charts")
     page.wait_for_function(
-        "document.getElementById('run-charts').dataset.points > 0", timeout=180_000)
+        "document.getElementById('run-charts').dataset.points > 0", timeout=180_000
+    )
     first = int(charts.get_attribute("data-points"))
     page.wait_for_function(
-        f"document.getElementById('run-charts').dataset.points > {first}", timeout=120_000)
+        f"document.getElementById('run-charts').dataset.points > {first}", timeout=120_000
+    )
     assert page.locator("[data-chart=loss] canvas").bounding_box()["height"] > 100
     assert page.locator("#charts-empty").is_hidden()
     assert page.locator("[data-chart=kl]").is_hidden()  # DPO logs no KL: no empty chart

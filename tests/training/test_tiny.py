@@ -16,10 +16,14 @@ def test_build_tiny_causal_lm_loads_back_and_generates(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert tokenizer.unk_token_id not in tokenizer("How do I keep pasta")["input_ids"]
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "pasta ?"}],
-                                        add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "pasta ?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     with torch.no_grad():
-        out = model.generate(ids, max_new_tokens=1, do_sample=False,
-                             pad_token_id=tokenizer.eos_token_id)
+        out = model.generate(
+            ids, max_new_tokens=1, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )
     assert out.shape[1] == ids.shape[1] + 1

@@ -30,40 +30,66 @@ KIND_HELP = {
 
 def _choices(db: Session) -> dict[str, Any]:
     """What the start form offers: exports, finished parent runs, prompt-set projects."""
-    exports = db.execute(select(Export, Project.name).join(Project, Project.id == Export.project_id)
-                         .order_by(Export.id.desc()).limit(200)).all()
-    finished = list(db.scalars(select(TrainingRun).where(
-        TrainingRun.status == RunStatus.succeeded.value,
-        TrainingRun.kind.in_(["reward", "dpo", "ppo"])).order_by(TrainingRun.id.desc())))
+    exports = db.execute(
+        select(Export, Project.name)
+        .join(Project, Project.id == Export.project_id)
+        .order_by(Export.id.desc())
+        .limit(200)
+    ).all()
+    finished = list(
+        db.scalars(
+            select(TrainingRun)
+            .where(
+                TrainingRun.status == RunStatus.succeeded.value,
+                TrainingRun.kind.in_(["reward", "dpo", "ppo"]),
+            )
+            .order_by(TrainingRun.id.desc())
+        )
+    )
     return {
-        "exports": [{"id": e.id, "project": name, "pairs": (e.manifest.get("counts") or {})
-                     .get("pairs"), "created_at": e.created_at} for e, name in exports],
+        "exports": [
+            {
+                "id": e.id,
+                "project": name,
+                "pairs": (e.manifest.get("counts") or {}).get("pairs"),
+                "created_at": e.created_at,
+            }
+            for e, name in exports
+        ],
         "reward_runs": [r for r in finished if r.kind == "reward"],
         "policy_runs": [r for r in finished if r.kind in ("dpo", "ppo")],
         "projects": list(db.scalars(select(Project).order_by(Project.name))),
-        "presets": sorted(PRESETS), "kinds": KIND_HELP,
+        "presets": sorted(PRESETS),
+        "kinds": KIND_HELP,
     }
 
 
 def _list_context(db: Session, user: Any) -> dict[str, Any]:
     listed = runs.list_runs(db)
-    return {"user": user, "runs": listed,
-            "durations": {r.id: runs_view.duration_seconds(r) for r in listed}}
+    return {
+        "user": user,
+        "runs": listed,
+        "durations": {r.id: runs_view.duration_seconds(r) for r in listed},
+    }
 
 
 @router.get("/admin/runs")
-def runs_page(request: Request, db: SessionDep, user: AdminUser,
-              fragment: str | None = None) -> Response:
+def runs_page(
+    request: Request, db: SessionDep, user: AdminUser, fragment: str | None = None
+) -> Response:
     """The run list (polled every 2 s as a fragment) and the start form."""
     ctx = _list_context(db, user)
     if fragment == "table":
         return render(request, "admin/runs.html", ctx, block="runs_table")
     query = request.query_params  # links (other pages, the demo) preselect the form's fields
-    form = {"kind": query.get("kind", "reward"), "export_id": query.get("export_id", ""),
-            "parent_run_id": query.get("parent_run_id", ""),
-            "base_model": query.get("base_model", ""), "preset": query.get("preset", "")}
-    return render(request, "admin/runs.html", {**ctx, **_choices(db), "form": form,
-                                               "errors": []})
+    form = {
+        "kind": query.get("kind", "reward"),
+        "export_id": query.get("export_id", ""),
+        "parent_run_id": query.get("parent_run_id", ""),
+        "base_model": query.get("base_model", ""),
+        "preset": query.get("preset", ""),
+    }
+    return render(request, "admin/runs.html", {**ctx, **_choices(db), "form": form, "errors": []})
 
 
 def _optional_int(value: str, field: str) -> int | None:
@@ -79,27 +105,45 @@ def _request_from_form(form: dict[str, str]) -> runs.RunRequest:
     try:
         config = json.loads(form["config"] or "{}")
     except json.JSONDecodeError as exc:
-        raise ValidationFailed.single("config", f"is not valid JSON: {exc.msg} "
-                                      f"(line {exc.lineno}, column {exc.colno})") from exc
+        raise ValidationFailed.single(
+            "config", f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
     return runs.RunRequest(
-        kind=form["kind"], base_model=form["base_model"], config=config,
+        kind=form["kind"],
+        base_model=form["base_model"],
+        config=config,
         export_id=_optional_int(form["export_id"], "export_id"),
         parent_run_id=_optional_int(form["parent_run_id"], "parent_run_id"),
         project_id=_optional_int(form["project_id"], "project_id"),
-        preset=form["preset"] or None)
+        preset=form["preset"] or None,
+    )
 
 
 @router.post("/admin/runs")
-def start_run(request: Request, db: SessionDep, settings: SettingsDep, user: AdminUser,
-              kind: Annotated[str, Form()], base_model: Annotated[str, Form()] = "",
-              export_id: Annotated[str, Form()] = "", parent_run_id: Annotated[str, Form()] = "",
-              project_id: Annotated[str, Form()] = "", preset: Annotated[str, Form()] = "",
-              config: Annotated[str, Form(max_length=100_000)] = "") -> Response:
+def start_run(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: AdminUser,
+    kind: Annotated[str, Form()],
+    base_model: Annotated[str, Form()] = "",
+    export_id: Annotated[str, Form()] = "",
+    parent_run_id: Annotated[str, Form()] = "",
+    project_id: Annotated[str, Form()] = "",
+    preset: Annotated[str, Form()] = "",
+    config: Annotated[str, Form(max_length=100_000)] = "",
+) -> Response:
     """Queue a run from the form: 303 to its page (htmx: HX-Redirect), or the form again
     with every problem listed (422)."""
-    form = {"kind": kind, "base_model": base_model, "export_id": export_id,
-            "parent_run_id": parent_run_id, "project_id": project_id, "preset": preset,
-            "config": config}
+    form = {
+        "kind": kind,
+        "base_model": base_model,
+        "export_id": export_id,
+        "parent_run_id": parent_run_id,
+        "project_id": project_id,
+        "preset": preset,
+        "config": config,
+    }
     try:
         run = runs.create_run(db, settings, _request_from_form(form))
     except ValidationFailed as exc:
@@ -113,15 +157,24 @@ def start_run(request: Request, db: SessionDep, settings: SettingsDep, user: Adm
 
 
 def _run_context(db: Session, settings: Any, run: TrainingRun) -> dict[str, Any]:
-    return {"run": run, "duration": runs_view.duration_seconds(run),
-            "files": runs_view.artifacts(settings, run),
-            "samples": runs_view.recent_samples(db, run.id),
-            "final": run.status in runs.FINAL}
+    return {
+        "run": run,
+        "duration": runs_view.duration_seconds(run),
+        "files": runs_view.artifacts(settings, run),
+        "samples": runs_view.recent_samples(db, run.id),
+        "final": run.status in runs.FINAL,
+    }
 
 
 @router.get("/admin/runs/{run_id}")
-def run_page(request: Request, run_id: int, db: SessionDep, settings: SettingsDep,
-             user: AdminUser, fragment: str | None = None) -> Response:
+def run_page(
+    request: Request,
+    run_id: int,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: AdminUser,
+    fragment: str | None = None,
+) -> Response:
     """One run: live charts (static/js/runs.js polls the API), and a status/log/samples/
     artifacts fragment that htmx polls every 2 s until the run is final."""
     run = runs.get_run(db, run_id)
@@ -133,8 +186,9 @@ def run_page(request: Request, run_id: int, db: SessionDep, settings: SettingsDe
     return render(request, "admin/runs_detail.html", ctx)
 
 
-def _after_action(request: Request, db: Session, settings: Any, user: Any,
-                  run: TrainingRun) -> Response:
+def _after_action(
+    request: Request, db: Session, settings: Any, user: Any, run: TrainingRun
+) -> Response:
     """htmx: the live fragment again (a retried run reloads the page: its curves restart);
     a plain form: back to the run page."""
     if is_htmx(request) and run.status == RunStatus.queued.value:
@@ -146,23 +200,27 @@ def _after_action(request: Request, db: Session, settings: Any, user: Any,
 
 
 @router.post("/admin/runs/{run_id}/cancel")
-def cancel(request: Request, run_id: int, db: SessionDep, settings: SettingsDep,
-           user: AdminUser) -> Response:
+def cancel(
+    request: Request, run_id: int, db: SessionDep, settings: SettingsDep, user: AdminUser
+) -> Response:
     return _after_action(request, db, settings, user, runs.cancel_run(db, run_id))
 
 
 @router.post("/admin/runs/{run_id}/retry")
-def retry(request: Request, run_id: int, db: SessionDep, settings: SettingsDep,
-          user: AdminUser) -> Response:
+def retry(
+    request: Request, run_id: int, db: SessionDep, settings: SettingsDep, user: AdminUser
+) -> Response:
     return _after_action(request, db, settings, user, runs.retry_run(db, run_id))
 
 
 @router.get("/admin/projects/{project_id}/compare")
-def compare_page(request: Request, project_id: int, db: SessionDep,
-                 user: AdminUser) -> Response:
+def compare_page(request: Request, project_id: int, db: SessionDep, user: AdminUser) -> Response:
     """The trained policy against its base on a labeled next round."""
     result = next_round.comparison(db, project_id)
     project = db.get(Project, project_id)
     run = db.get(TrainingRun, result["run_id"]) if result["run_id"] else None
-    return render(request, "admin/compare.html",
-                  {"user": user, "project": project, "run": run, "result": result})
+    return render(
+        request,
+        "admin/compare.html",
+        {"user": user, "project": project, "run": run, "result": result},
+    )
