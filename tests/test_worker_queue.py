@@ -11,7 +11,8 @@ from sqlalchemy import Engine, create_engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db.models import RunMetric, TrainingRun
-from training.worker import Lease, LogTail, claim, requeue_stale
+from training.queue import claim, requeue_stale
+from training.worker import Lease, LogTail
 
 
 @pytest.fixture(scope="module")

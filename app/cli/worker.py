@@ -30,7 +30,7 @@ def _install_stop_handlers(stop: Any) -> None:
 
 
 def _parse_kinds(kinds: str) -> list[str]:
-    from training.worker import KINDS
+    from training.queue import KINDS
 
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in KINDS]

@@ -2,7 +2,7 @@
 
 A run is executed by a worker (``prefloop worker``, ``training/worker.py``); this module only
 writes the queue rows and, for generate runs, the prompt file the worker reads. Files follow
-the layout of ``training.worker.RunPaths`` under the shared ``DATA_DIR``.
+the layout of ``training.queue.RunPaths`` under the shared ``DATA_DIR``.
 
 States and the moves this module makes (the worker makes the others)::
 
@@ -27,7 +27,7 @@ from app.db.models import Export, Project, Prompt, RunKind, RunStatus, TrainingR
 from app.domain.errors import Conflict, NotFound, ValidationFailed
 from app.settings import Settings
 from training.config import CONFIG_CLASSES, build_config
-from training.worker import RunPaths
+from training.queue import RunPaths
 
 FINAL = (RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.cancelled.value)
 RETRYABLE = (RunStatus.failed.value, RunStatus.cancelled.value)

@@ -15,7 +15,7 @@ from app.db.models import Export, RunMetric, TrainingRun
 from app.domain.errors import NotFound
 from app.services import agreement
 from app.settings import Settings
-from training.worker import RunPaths
+from training.queue import RunPaths
 
 ACCURACY_KEYS = ("eval_accuracy", "eval_rewards/accuracies")
 
