@@ -32,15 +32,15 @@ DATA = REPO / ".." / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.g
 BACKBONES = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}
 SEPARATOR = "\n\nAssistant:"
 # The settings measured (training/README.md, "Benchmark"): the end of each conversation
-# (128 tokens, left-truncated), LoRA on the top layers only so that the backward pass stays short.
+# (96-128 tokens, left-truncated), LoRA on the top layers only so the backward pass stays short.
 SETTINGS: dict[str, dict[str, Any]] = {
     "minilm": {
-        "num_train_epochs": 1.0,
+        "num_train_epochs": 2.0,
         "per_device_batch_size": 16,
         "learning_rate": 2e-3,
         "lora_r": 16,
         "lora_alpha": 32,
-        "max_length": 128,
+        "max_length": 96,
         "lora_layers": 2,
         "modules_to_save": ["pooler"],
         "logging_steps": 20,
