@@ -89,3 +89,13 @@ def test_htmx_error_is_a_toast(client, make_user):
     assert page.status_code == 404
     assert "prefloop:toast" in page.headers["hx-trigger"]
     assert page.headers["hx-reswap"] == "none"
+
+
+def test_a_refused_patch_changes_nothing(client, admin_headers):
+    """Settings and status are one transaction: a refused status keeps the old settings."""
+    project = client.post("/api/v1/projects", json={"name": "atomic"}, headers=admin_headers)
+    url = f"/api/v1/projects/{project.json()['id']}"
+    body = {"settings": {"labels_per_prompt": 5}, "status": "draft"}
+    assert client.patch(url, json=body, headers=admin_headers).status_code == 409
+    after = client.get(url, headers=admin_headers).json()
+    assert after["settings"]["labels_per_prompt"] == 3 and after["status"] == "active"

@@ -59,14 +59,24 @@ def update_project(
     name: str | None = None,
     description: str | None = None,
     settings: dict[str, Any] | None = None,
+    status: str | None = None,
 ) -> Project:
-    """Change name, description or some settings (merged over the current ones)."""
+    """Change name, description, some settings (merged over the current ones) and the
+    status, in one transaction: everything is checked before anything changes."""
+    target = _target_status(project, status) if status is not None else None
+    new_settings = (
+        parse_settings(settings, base=project.settings).model_dump()
+        if settings is not None
+        else None
+    )
     if name is not None:
         project.name = _check_name(name)
     if description is not None:
         project.description = description
-    if settings is not None:
-        project.settings = parse_settings(settings, base=project.settings).model_dump()
+    if new_settings is not None:
+        project.settings = new_settings
+    if target is not None:
+        project.status = target.value
     try:
         session.commit()
     except IntegrityError as exc:
@@ -75,8 +85,8 @@ def update_project(
     return project
 
 
-def set_status(session: Session, project: Project, status: str) -> Project:
-    """Move along the lifecycle of ``ProjectStatus``; other moves are refused."""
+def _target_status(project: Project, status: str) -> ProjectStatus:
+    """The status to move to, if the lifecycle of ``ProjectStatus`` allows it."""
     try:
         target = ProjectStatus(status)
     except ValueError as exc:
@@ -84,7 +94,12 @@ def set_status(session: Session, project: Project, status: str) -> Project:
     current = ProjectStatus(project.status)
     if target != current and target not in ALLOWED_TRANSITIONS[current]:
         raise Conflict(f"a {current.value} project cannot become {target.value}")
-    project.status = target.value
+    return target
+
+
+def set_status(session: Session, project: Project, status: str) -> Project:
+    """Move along the lifecycle of ``ProjectStatus``; other moves are refused."""
+    project.status = _target_status(project, status).value
     session.commit()
     return project
 

@@ -78,10 +78,13 @@ def get_project(project_id: int, db: SessionDep, user: CurrentUser) -> ProjectOu
 def update_project(project_id: int, body: ProjectPatch, db: SessionDep, user: AdminUser):
     project = policy.visible_project(db, user, project_id)
     projects.update_project(
-        db, project, name=body.name, description=body.description, settings=body.settings
+        db,
+        project,
+        name=body.name,
+        description=body.description,
+        settings=body.settings,
+        status=body.status,
     )
-    if body.status is not None:
-        projects.set_status(db, project, body.status)
     return ProjectOut.of(project)
 
 
