@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from training.config import DPORunConfig
-from training.data import load_export, render_pair, split_by_prompt
-from training.runtime import Callbacks, RunRecorder, RunResult, resolve_precision
+from training.data import render_pair, split_by_prompt
+from training.runtime import Callbacks, RunResult
 
 
 def _left_cut(tokenizer: Any, text: str, budget: int) -> str:
@@ -87,29 +87,11 @@ def train_dpo(
     data: Path, model: str, out: Path, config: DPORunConfig, callbacks: Callbacks | None = None
 ) -> RunResult:
     """Run DPO on an export folder; write the run folder ``out``."""
-    from training.trl_common import RecorderBridge, prefixed, train_or_cancel
+    from training.trl_common import RecorderBridge, fit_and_save, start_run
 
-    export = load_export(data)
-    dtype, use_bf16 = resolve_precision(config.precision)
-    recorder = RunRecorder(
-        out,
-        "dpo",
-        model,
-        config.to_dict(),
-        callbacks,
-        data={"path": str(data), "sha256": export.sha256},
-    )
+    export, dtype, use_bf16, recorder = start_run("dpo", data, model, out, config, callbacks)
     policy, tokenizer = load_policy(model, dtype)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(policy, tokenizer, export.rows, config, Path(out), use_bf16, [bridge])
-    train_or_cancel(trainer, bridge)
-    final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
-    if trainer.eval_dataset is not None:
-        final.update(
-            prefixed(
-                trainer.evaluate(),
-                {"eval_rewards/accuracies": "eval_accuracy", "eval_rewards/margins": "eval_margin"},
-            )
-        )
-    trainer.save_model(str(recorder.adapter_dir))  # adapter + tokenizer
-    return recorder.finish(final, trainer.state.global_step)
+    aliases = {"eval_rewards/accuracies": "eval_accuracy", "eval_rewards/margins": "eval_margin"}
+    return fit_and_save(trainer, recorder, bridge, aliases)

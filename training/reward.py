@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from training.config import RewardRunConfig
-from training.data import ExportData, load_export, render_pair, split_by_prompt
+from training.data import ExportData, render_pair, split_by_prompt
 from training.reward_model import encode_for_reward, ensure_distinct_pad
-from training.runtime import Callbacks, RunRecorder, RunResult, resolve_precision
+from training.runtime import Callbacks, RunResult
 
 
 def tokenize_pairs(
@@ -117,24 +117,10 @@ def train_reward(
     data: Path, model: str, out: Path, config: RewardRunConfig, callbacks: Callbacks | None = None
 ) -> RunResult:
     """Train a reward model on an export folder; write the run folder ``out``."""
-    from training.trl_common import RecorderBridge, prefixed, train_or_cancel
+    from training.trl_common import RecorderBridge, fit_and_save, start_run
 
-    export = load_export(data)
-    dtype, use_bf16 = resolve_precision(config.precision)
-    recorder = RunRecorder(
-        out,
-        "reward",
-        model,
-        config.to_dict(),
-        callbacks,
-        data={"path": str(data), "sha256": export.sha256},
-    )
+    export, dtype, use_bf16, recorder = start_run("reward", data, model, out, config, callbacks)
     backbone, tokenizer = load_backbone(model, dtype)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, [bridge])
-    train_or_cancel(trainer, bridge)
-    final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
-    if trainer.eval_dataset is not None:
-        final.update(prefixed(trainer.evaluate()))  # also logged through the bridge
-    trainer.save_model(str(recorder.adapter_dir))  # adapter + score head + tokenizer
-    return recorder.finish(final, trainer.state.global_step)
+    return fit_and_save(trainer, recorder, bridge)

@@ -87,3 +87,39 @@ def prefixed(metrics: dict[str, float], rename: dict[str, str] | None = None) ->
         if source in out:
             out[alias] = out[source]
     return out
+
+
+def start_run(
+    kind: str, data: Path, model: str, out: Path, config: Any, callbacks: Any
+) -> tuple[Any, Any, bool, RunRecorder]:
+    """The shared start of a TRL run: the export, the precision and the run's recorder."""
+    from training.data import load_export
+    from training.runtime import resolve_precision
+
+    export = load_export(data)
+    dtype, use_bf16 = resolve_precision(config.precision)
+    recorder = RunRecorder(
+        out,
+        kind,
+        model,
+        config.to_dict(),
+        callbacks,
+        data={"path": str(data), "sha256": export.sha256},
+    )
+    return export, dtype, use_bf16, recorder
+
+
+def fit_and_save(
+    trainer: Any,
+    recorder: RunRecorder,
+    bridge: RecorderBridge,
+    eval_aliases: dict[str, str] | None = None,
+) -> Any:
+    """Train (or stop on cancel), evaluate on the held-out split, save the adapter (and
+    tokenizer, and a reward model's score head) and finish the run folder."""
+    train_or_cancel(trainer, bridge)
+    final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
+    if trainer.eval_dataset is not None:
+        final.update(prefixed(trainer.evaluate(), eval_aliases))  # also logged by the bridge
+    trainer.save_model(str(recorder.adapter_dir))
+    return recorder.finish(final, trainer.state.global_step)
