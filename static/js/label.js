@@ -229,9 +229,23 @@
     if (button) button.click();
   }
 
+  // The shortcuts dialog is "open" from showModal() until it has been asked to close. Chromium
+  // clears dialog.open only after the Escape keydown is handled, so reading it would drop the keys
+  // a fast user presses right after closing the help: the flag follows the request instead.
+  var helpOpen = false;
+
   function showHelp() {
     var dialog = document.getElementById("shortcuts");
-    if (dialog && !dialog.open) dialog.showModal();
+    if (!dialog || dialog.open) return;
+    dialog.showModal();
+    helpOpen = true;
+  }
+
+  function closesHelp(event) {
+    if (event.key === "Escape") return true;
+    var dialog = document.getElementById("shortcuts");
+    var onButton = event.target.tagName === "BUTTON" && dialog && dialog.contains(event.target);
+    return onButton && (event.key === "Enter" || event.key === " ");
   }
 
   // ----- wiring ------------------------------------------------------------------------
@@ -266,11 +280,13 @@
   }
 
   function onKey(event) {
+    if (helpOpen) {
+      if (closesHelp(event)) helpOpen = false;
+      return;
+    }
     if (event.key === "?" && !isTyping(event.target)) { event.preventDefault(); showHelp(); return; }
     if (!state || !document.body.contains(state.form)) return;
     if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
-    var dialog = document.getElementById("shortcuts");
-    if (dialog && dialog.open) return;
     var key = event.key;
     var onButton = event.target.tagName === "BUTTON" || event.target.tagName === "A" ||
       event.target.tagName === "SUMMARY";
@@ -310,6 +326,10 @@
   }
 
   document.addEventListener("keydown", onKey);
+  // "close" does not bubble: listen in the capture phase (the Close button, or any other way out).
+  document.addEventListener("close", function (event) {
+    if (event.target.id === "shortcuts") helpOpen = false;
+  }, true);
   document.addEventListener("click", onClick);
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (isTaskSubmit(event.detail) && !readyToSubmit()) event.preventDefault();
