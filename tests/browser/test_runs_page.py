@@ -91,6 +91,9 @@ def test_admin_starts_a_run_and_sees_the_chart_update(page, stack):
     assert page.locator("[data-chart=kl]").is_hidden()  # DPO logs no KL: no empty chart
     page.wait_for_selector("#run-live[data-status=succeeded]", timeout=180_000)
     assert "adapter/adapter_config.json" in page.inner_text("#run-live")
+    # The live panel and the chart poll on their own clocks: wait until the chart itself has
+    # seen the run finish (its last poll carries every step), then check what it drew.
+    page.wait_for_selector("#run-charts[data-status=succeeded]", timeout=120_000)
     steps = int(charts.get_attribute("data-last-step"))
     assert steps == 10
     assert int(charts.get_attribute("data-points")) > 0
