@@ -25,6 +25,9 @@ from training.config_base import ConfigError, Validated, require
 from training.presets import PRESETS
 
 Precision = Literal["auto", "fp32", "bf16"]
+# auto: a plain-string prompt becomes one user turn when the tokenizer has a chat template;
+# chat: always (a template-less tokenizer gets "user: ...\nassistant: "); raw: text as it is
+PromptFormat = Literal["auto", "chat", "raw"]
 DPO_LOSS_TYPES = (
     "sigmoid",
     "hinge",
@@ -57,6 +60,7 @@ class _LoraFields(Validated):
     lora_dropout: float = 0.05
     lora_target_modules: str | list[str] = "all-linear"
     precision: Precision = "auto"  # auto: bf16 when CUDA is available, else fp32
+    prompt_format: PromptFormat = "auto"
 
     def _validate(self) -> None:
         require(self.lora_r >= 1, "lora_r", "must be >= 1")
@@ -288,6 +292,7 @@ class GenerateRunConfig(Validated):
     batch_size: int = 8
     seed: int = 0
     precision: Precision = "auto"
+    prompt_format: PromptFormat = "auto"
 
     def _validate(self) -> None:
         for name in ("n", "max_new_tokens", "batch_size"):
