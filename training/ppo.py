@@ -29,7 +29,8 @@ from training.ppo_math import (
     logprobs_from_logits,
     masked_mean,
 )
-from training.ppo_models import PolicyValueModel, SharedBaseReward, same_base
+from training.ppo_models import PolicyValueModel
+from training.ppo_reward import build_reward_fn
 from training.ppo_rollout import RewardFn, Rollout, collect_rollout, response_logits
 from training.runtime import Callbacks, Cancelled, RunRecorder, RunResult, resolve_precision
 
@@ -52,6 +53,7 @@ class PPOSetup:
     reward_fn: RewardFn
     optimizer: torch.optim.Optimizer
     accelerator: Any
+    notes: str = ""  # for the run's README (e.g. a reward model that could not share the base)
 
 
 def _micro_step(
@@ -139,7 +141,6 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.reward_model import RewardScorer
     from training.trl_common import lora_config
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
@@ -155,13 +156,10 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         lora_config(config, "CAUSAL_LM", r=config.value_lora_r),
     )
     model.to(accelerator.device).eval()  # no dropout: rollout and update see the same policy
-    if callable(reward):
-        reward_fn = reward
-    elif same_base(reward, model_name) and model.attach_reward(reward):
-        reward_fn = SharedBaseReward(model, reward, config.reward_batch_size)
-    else:
-        reward_fn = RewardScorer(
-            reward, device=accelerator.device, batch_size=config.reward_batch_size, dtype=dtype
+    reward_fn, notes = reward, ""
+    if not callable(reward):
+        reward_fn, notes = build_reward_fn(
+            model, model_name, reward, accelerator.device, dtype, config.reward_batch_size
         )
     optimizer = torch.optim.AdamW(
         [
@@ -170,7 +168,7 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         ],
         lr=config.learning_rate,
     )
-    return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator)
+    return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator, notes)
 
 
 def train_ppo(
@@ -216,4 +214,6 @@ def train_ppo(
     artifact = recorder.adapter_dir
     if recorder.main:
         artifact = setup.model.save(out, setup.tokenizer)
-    return recorder.finish(dict(recorder.last_metrics), config.max_steps, artifact)
+    return recorder.finish(
+        dict(recorder.last_metrics), config.max_steps, artifact, notes=setup.notes
+    )

@@ -23,6 +23,18 @@ from training.runtime import ADAPTER_DIR
 
 POLICY, VALUE, REWARD = "default", "value", "reward"
 VALUE_DIR, VALUE_HEAD_FILE = "value", "value_head.safetensors"
+LORA_KEYS = (".lora_A.", ".lora_B.", ".lora_embedding_A", ".lora_embedding_B", ".lora_magnitude")
+
+
+def split_reward_weights(
+    weights: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A reward adapter's tensors as (LoRA, score head, anything else: ``modules_to_save``
+    copies, resized embeddings, trainable tokens)."""
+    lora = {k: v for k, v in weights.items() if any(m in k for m in LORA_KEYS)}
+    head = {k: v for k, v in weights.items() if k not in lora and ".score." in k}
+    others = {k: v for k, v in weights.items() if k not in lora and k not in head}
+    return lora, head, others
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -114,36 +126,54 @@ class PolicyValueModel(torch.nn.Module):
         return self.peft.generate(**kwargs)
 
     # --- reward adapter on the same base -------------------------------------------------
-    def attach_reward(self, run_dir: Path) -> bool:
-        """Load a reward run's LoRA + score head as the frozen ``reward`` adapter; False when
-        its weights do not fit this base (then use a separate reward model)."""
+    def attach_reward(self, run_dir: Path) -> str | None:
+        """Load a reward run's LoRA + score head as the frozen ``reward`` adapter. Only LoRA
+        tensors ever go into the model: returns None when attached, else why the reward model
+        cannot share this base (weights of the base itself were trained or resized), with the
+        base left untouched."""
         adapter = Path(run_dir) / ADAPTER_DIR
-        saved = PeftConfig.from_pretrained(adapter)
-        config = LoraConfig(
-            **{
-                **saved.to_dict(),
-                "task_type": "CAUSAL_LM",
-                "modules_to_save": None,
-                "lora_dropout": 0.0,
-            }
-        )
-        weights = load_file(adapter / "adapter_model.safetensors")
-        head = {k: v for k, v in weights.items() if ".score." in k}
-        lora = {k: v for k, v in weights.items() if ".score." not in k}
+        lora, head, others = split_reward_weights(load_file(adapter / "adapter_model.safetensors"))
         if len(head) != 1 or not next(iter(head)).endswith("score.weight"):
-            return False
-        self.peft.add_adapter(REWARD, config)
+            return "its score head is not one bias-free linear layer"
+        foreign = [k for k, v in others.items() if not self._base_embedding(k, v, adapter)]
+        if foreign:
+            return f"it changed weights of the base itself ({', '.join(sorted(foreign))})"
+        saved = PeftConfig.from_pretrained(adapter).to_dict()
+        self.peft.add_adapter(
+            REWARD,
+            LoraConfig(
+                **{**saved, "task_type": "CAUSAL_LM", "modules_to_save": None, "lora_dropout": 0.0}
+            ),
+        )
         result = set_peft_model_state_dict(self.peft, lora, adapter_name=REWARD)
         if result.unexpected_keys:
             self.peft.delete_adapter(REWARD)
-            return False
+            return f"its LoRA tensors do not fit this base ({result.unexpected_keys[0]}, ...)"
         weight = next(iter(head.values()))
         self.reward_head = torch.nn.Linear(weight.shape[1], 1, bias=False)
         self.reward_head.weight.data.copy_(weight.float())
         self.reward_head.requires_grad_(False)
         self.reward_head.to(next(self.value_head.parameters()).device)
         self.activate(POLICY)
-        return True
+        return None
+
+    def _base_embedding(self, key: str, tensor: torch.Tensor, adapter: Path) -> bool:
+        """Whether ``key`` is the input embedding saved only because a pad token was added:
+        its first rows equal the base's, and the pad is the only token past them (reward
+        inputs never feed the pad: ``reward_scores`` masks it)."""
+        embedding = self.peft.get_base_model().get_input_embeddings()
+        names = {module: name for name, module in self.peft.named_modules()}
+        if key != f"{names.get(embedding)}.weight" or tensor.ndim != 2:
+            return False
+        rows = embedding.weight.shape[0]
+        if tensor.shape[0] < rows or not torch.equal(
+            tensor[:rows].to(embedding.weight), embedding.weight
+        ):
+            return False
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(adapter)
+        return list(range(rows, len(tokenizer))) in ([], [tokenizer.pad_token_id])
 
     @torch.no_grad()
     def reward_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
