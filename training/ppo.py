@@ -98,7 +98,16 @@ def _optimizer_step(setup: PPOSetup, config: PPORunConfig) -> None:
 
 
 def ppo_update(setup: PPOSetup, rollout: Rollout, config: PPORunConfig) -> dict[str, float]:
-    """``ppo_epochs`` passes over the rollout in minibatches; returns mean update statistics."""
+    """``ppo_epochs`` passes over the rollout in minibatches, in train mode (dropout is off,
+    so only gradient checkpointing differs); returns mean update statistics."""
+    setup.model.train()
+    try:
+        return _update_passes(setup, rollout, config)
+    finally:
+        setup.model.eval()
+
+
+def _update_passes(setup: PPOSetup, rollout: Rollout, config: PPORunConfig) -> dict[str, float]:
     size = rollout.response_ids.shape[0]
     micro = config.mini_batch_size // config.gradient_accumulation_steps
     totals = dict.fromkeys(UPDATE_STATS, 0.0)
@@ -155,7 +164,9 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         lora_config(config, "CAUSAL_LM"),
         lora_config(config, "CAUSAL_LM", r=config.value_lora_r),
     )
-    model.to(accelerator.device).eval()  # no dropout: rollout and update see the same policy
+    model.to(accelerator.device).eval()  # rollouts in eval mode; updates in train mode
+    if config.gradient_checkpointing:
+        model.enable_checkpointing()
     reward_fn, notes = reward, ""
     if not callable(reward):
         reward_fn, notes = build_reward_fn(
@@ -168,6 +179,7 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         ],
         lr=config.learning_rate,
     )
+    model.disable_dropout()  # train mode = eval mode: the update sees the rollout's policy
     return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator, notes)
 
 

@@ -59,6 +59,33 @@ class PolicyValueModel(torch.nn.Module):
         self._trainable = [*self.adapter_parameters(POLICY), *self.adapter_parameters(VALUE)]
         self.activate(POLICY)
 
+    def disable_dropout(self) -> None:
+        """Every dropout (and MoE router jitter) to 0, in modules and in the model config, so
+        that train mode (which gradient checkpointing needs) computes exactly what eval mode
+        does: the update's log-probs are the rollout's. Call again after adding modules."""
+        noisy = ("dropout", "pdrop", "jitter")
+        for module in self.modules():
+            if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+                module.p = 0.0
+            for name, value in list(vars(module).items()):
+                if isinstance(value, float) and any(k in name for k in noisy):
+                    setattr(module, name, 0.0)
+        base_config = self.peft.get_base_model().config
+        for config in {id(c): c for c in (base_config, base_config.get_text_config())}.values():
+            for name, value in config.to_dict().items():
+                if isinstance(value, float) and any(k in name for k in noisy):
+                    setattr(config, name, 0.0)
+
+    def enable_checkpointing(self) -> None:
+        """Recompute each layer's activations in the backward pass (only in train mode, with
+        gradients on: rollouts and scoring run as usual)."""
+        base = self.peft.get_base_model()
+        enable = getattr(base, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable({"use_reentrant": False})
+        else:  # transformers < 5.x name
+            base.gradient_checkpointing_enable({"use_reentrant": False})
+
     @property
     def backbone(self) -> torch.nn.Module:
         """The transformer body (no LM head) of the base, adapters injected."""
@@ -192,7 +219,8 @@ class PolicyValueModel(torch.nn.Module):
         self.peft.load_adapter(value_dir / VALUE, adapter_name=VALUE, is_trainable=True)
         self.value_head.load_state_dict(load_file(str(value_dir / VALUE_HEAD_FILE)))
         self._trainable = [*self.adapter_parameters(POLICY), *self.adapter_parameters(VALUE)]
-        self.train(self.training)  # new modules start in training mode (dropout on)
+        self.train(self.training)
+        self.disable_dropout()  # the new adapter has its own dropout modules
         self.activate(POLICY)
 
     # --- artifacts --------------------------------------------------------------------------

@@ -65,8 +65,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def load_reward_model(run_dir: Path, dtype: Any = None, base_model: str | None = None):
-    """Load (model, tokenizer) of a reward run folder; ``base_model`` overrides the recorded
-    base (e.g. when the folder moved to another machine)."""
+    """Load (model, tokenizer) of a reward run folder: base + LoRA adapter, or the whole model
+    of a ``full_finetune`` run; ``base_model`` overrides the recorded base of an adapter (e.g.
+    when the folder moved to another machine)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -76,13 +77,16 @@ def load_reward_model(run_dir: Path, dtype: Any = None, base_model: str | None =
         raise ValueError(f"{run_dir} holds a {info.get('kind')!r} run, not a reward model")
     adapter = Path(run_dir) / ADAPTER_DIR
     tokenizer = AutoTokenizer.from_pretrained(adapter)
+    full = not (adapter / "adapter_config.json").is_file()  # full_finetune: the whole model
     base = AutoModelForSequenceClassification.from_pretrained(
-        base_model or info["model"], num_labels=1, dtype=dtype or torch.float32
+        adapter if full else (base_model or info["model"]),
+        num_labels=1,
+        dtype=dtype or torch.float32,
     )
     if base.get_input_embeddings().num_embeddings < len(tokenizer):
         base.resize_token_embeddings(len(tokenizer))
     base.config.pad_token_id = tokenizer.pad_token_id
-    model = PeftModel.from_pretrained(base, adapter)
+    model = base if full else PeftModel.from_pretrained(base, adapter)
     model.eval()
     return model, tokenizer
 
