@@ -27,7 +27,7 @@ def tokenize_pairs(
     """Rows -> ``{"chosen_ids", "rejected_ids"[, "margin"]}`` as RewardTrainer takes them."""
     examples = []
     for row in rows:
-        pair = render_pair(tokenizer, row)
+        pair = render_pair(tokenizer, row, config.prompt_format)
         example = {
             "chosen_ids": encode_for_reward(
                 tokenizer, pair["prompt"] + pair["chosen"], config.max_length

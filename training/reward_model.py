@@ -4,7 +4,8 @@
   last non-pad token, so pad must not equal EOS.
 - ``encode_for_reward``: EOS appended (when the tokenizer has one), then LEFT-truncated so the
   end of the conversation, where chosen and rejected differ, is kept; special tokens such as
-  BERT's [CLS]/[SEP] are added by the tokenizer after truncation.
+  BERT's [CLS]/[SEP] are added by the tokenizer after truncation, and a BOS the chat template
+  already wrote is not added twice (``training.chat.encode``).
 - ``RewardScorer``: loads a reward run folder and scores (prompt, completion) texts with the
   same rendering as training (usable as PPO's reward function).
 """
@@ -15,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from training.data import Prompt, render_completion, render_prompt
+from training.chat import Prompt, encode, render_completion, render_prompt
 from training.runtime import ADAPTER_DIR, RUN_CONFIG
 
 _PAD_FALLBACK = "<|pad|>"
@@ -47,14 +48,18 @@ def encode_for_reward(tokenizer: Any, text: str, max_length: int) -> list[int]:
     side = tokenizer.truncation_side
     tokenizer.truncation_side = "left"
     try:
-        return tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+        return encode(tokenizer, text, truncation=True, max_length=max_length)
     finally:
         tokenizer.truncation_side = side
 
 
-def reward_text(tokenizer: Any, prompt: Prompt, completion: str) -> str:
+def reward_text(
+    tokenizer: Any, prompt: Prompt, completion: str, prompt_format: str = "auto"
+) -> str:
     """The full text a reward model scores for (prompt, completion)."""
-    return render_prompt(tokenizer, prompt) + render_completion(tokenizer, prompt, completion)
+    return render_prompt(tokenizer, prompt, prompt_format) + render_completion(
+        tokenizer, prompt, completion, prompt_format
+    )
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -100,14 +105,16 @@ class RewardScorer:
         self.model, self.tokenizer = load_reward_model(run_dir, dtype=dtype)
         self.model.to(device)
         self.device, self.batch_size = device, batch_size
-        self.max_length = int(read_run_config(run_dir)["config"].get("max_length", 512))
+        recorded = read_run_config(run_dir)["config"]
+        self.max_length = int(recorded.get("max_length", 512))
+        self.prompt_format = str(recorded.get("prompt_format", "auto"))
 
     def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
         import torch
 
         tok = self.tokenizer
         ids = [
-            encode_for_reward(tok, reward_text(tok, p, c), self.max_length)
+            encode_for_reward(tok, reward_text(tok, p, c, self.prompt_format), self.max_length)
             for p, c in zip(prompts, completions, strict=True)
         ]
         scores: list[float] = []

@@ -201,9 +201,58 @@ FAMILIES: dict[str, Family] = {
     "mistral": Family("mistral", build_mistral_like, "</s>", True, MISTRAL_SPECIALS),
 }
 
+
+class ScriptedHead:
+    """A stand-in LM head that makes a model say a fixed script, for stopping tests.
+
+    Call ``k`` of the head (one per generated token with the KV cache; the prefill is call 0)
+    puts a huge logit on ``script[k]`` (``then`` once the script is over), so sampling at any
+    temperature follows the script. Install with ``install(model)`` (the causal LM under any
+    PEFT wrapper); ``calls`` counts the calls.
+    """
+
+    def __init__(self, vocab_size: int, script: list[int], then: int) -> None:
+        self.vocab_size, self.script, self.then, self.calls = vocab_size, script, then, 0
+
+    def install(self, model: Any) -> Any:
+        import torch
+
+        head = self
+
+        class _Head(torch.nn.Module):
+            def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+                k, head.calls = head.calls, head.calls + 1
+                token = head.script[k] if k < len(head.script) else head.then
+                logits = hidden.new_zeros(*hidden.shape[:-1], head.vocab_size)
+                logits[..., token] = 50.0
+                return logits
+
+        model.lm_head = _Head()
+        return model
+
+
+def eos_only(model: Any, token_id: int) -> Any:
+    """Make a (tiny Llama) model predict ``token_id`` at every position, with weights only (so
+    it survives ``save_pretrained``): the residual stream is a constant direction that the LM
+    head maps onto ``token_id``."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight.zero_()
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[token_id, 0] = 100.0
+    return model
+
+
 __all__ = [
     "FAMILIES",
     "Family",
+    "ScriptedHead",
+    "eos_only",
     "build_gemma_like",
     "build_llama3_like",
     "build_mistral_like",
