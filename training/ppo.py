@@ -19,17 +19,19 @@ from typing import Any
 
 import torch
 
-from training.config import PPORunConfig
+from training.config import ConfigError, PPORunConfig
 from training.data import Prompt
 from training.ppo_math import (
     KLController,
+    RunningMoments,
     clipped_policy_loss,
     clipped_value_loss,
     entropy_from_logits,
     logprobs_from_logits,
     masked_mean,
+    shape_scores,
 )
-from training.ppo_models import PolicyValueModel
+from training.ppo_models import PolicyValueModel, SharedBaseReward
 from training.ppo_reward import build_reward_fn
 from training.ppo_rollout import RewardFn, Rollout, collect_rollout, response_logits
 from training.runtime import Callbacks, Cancelled, RunRecorder, RunResult, resolve_precision
@@ -44,6 +46,34 @@ UPDATE_STATS = (
 )
 
 
+class ScoreShaping:
+    """The config's score shaping (``ppo_math.shape_scores``) with its running statistics,
+    taken over every process's scores."""
+
+    def __init__(self, config: PPORunConfig, accelerator: Any) -> None:
+        self.config, self.accelerator = config, accelerator
+        self.moments = RunningMoments() if config.normalize_reward else None
+
+    @property
+    def active(self) -> bool:
+        config = self.config
+        return bool(self.moments or config.missing_eos_penalty or config.reward_clip_range)
+
+    def __call__(self, scores: torch.Tensor, ended: torch.Tensor) -> torch.Tensor:
+        everyone = None
+        if self.moments is not None and self.accelerator.num_processes > 1:
+            everyone = self.accelerator.gather(scores)
+        config = self.config
+        return shape_scores(
+            scores,
+            ended,
+            config.missing_eos_penalty,
+            self.moments,
+            config.reward_clip_range,
+            everyone,
+        )
+
+
 @dataclass
 class PPOSetup:
     """What the loop needs, built once."""
@@ -53,6 +83,7 @@ class PPOSetup:
     reward_fn: RewardFn
     optimizer: torch.optim.Optimizer
     accelerator: Any
+    shaping: ScoreShaping
     notes: str = ""  # for the run's README (e.g. a reward model that could not share the base)
 
 
@@ -132,9 +163,14 @@ def _display(prompt: Prompt) -> str:
 def _step_metrics(
     setup: PPOSetup, rollout: Rollout, update: dict[str, float], kl_coef: float
 ) -> dict[str, float]:
+    raw = rollout.scores if rollout.raw_scores is None else rollout.raw_scores
     local = {
-        "reward": rollout.scores.mean().item(),
-        "reward_std": rollout.scores.std().item() if rollout.scores.numel() > 1 else 0.0,
+        "reward": raw.mean().item(),  # the reward model's; reward_shaped: what PPO optimises
+        "reward_std": raw.std().item() if raw.numel() > 1 else 0.0,
+        "reward_shaped": rollout.scores.mean().item(),
+        "ended_fraction": (
+            rollout.ended.float().mean().item() if rollout.ended is not None else float("nan")
+        ),
         "kl": rollout.kl.sum(1).mean().item(),
         "response_length": rollout.mask.sum(1).mean().item(),
         **update,
@@ -144,6 +180,32 @@ def _step_metrics(
         stacked = torch.tensor(list(local.values()), device=device)
         local = dict(zip(local, setup.accelerator.reduce(stacked, "mean").tolist(), strict=True))
     return {**local, "kl_coef": kl_coef}
+
+
+def _reward_and_value(
+    model: PolicyValueModel,
+    model_name: str,
+    config: PPORunConfig,
+    reward: Path | RewardFn,
+    accelerator: Any,
+    dtype: Any,
+) -> tuple[RewardFn, str]:
+    """The reward function (and a README note), then the value function's start."""
+    reward_fn, notes = reward, ""
+    if not callable(reward):
+        reward_fn, notes = build_reward_fn(
+            model, model_name, reward, accelerator.device, dtype, config.reward_batch_size
+        )
+    if config.value_init == "reward":
+        if not isinstance(reward_fn, SharedBaseReward):
+            raise ConfigError(
+                "value_init",
+                "value_init 'reward' starts the value function from the reward model, which "
+                "needs a reward run folder trained with LoRA only on this same base"
+                + (f" ({notes})" if notes else ""),
+            )
+        model.init_value_from_reward()
+    return reward_fn, notes
 
 
 def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PPOSetup:
@@ -167,11 +229,7 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
     model.to(accelerator.device).eval()  # rollouts in eval mode; updates in train mode
     if config.gradient_checkpointing:
         model.enable_checkpointing()
-    reward_fn, notes = reward, ""
-    if not callable(reward):
-        reward_fn, notes = build_reward_fn(
-            model, model_name, reward, accelerator.device, dtype, config.reward_batch_size
-        )
+    reward_fn, notes = _reward_and_value(model, model_name, config, reward, accelerator, dtype)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.adapter_parameters("default")},
@@ -180,7 +238,8 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         lr=config.learning_rate,
     )
     model.disable_dropout()  # train mode = eval mode: the update sees the rollout's policy
-    return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator, notes)
+    shaping = ScoreShaping(config, accelerator)
+    return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator, shaping, notes)
 
 
 def train_ppo(
@@ -206,7 +265,7 @@ def train_ppo(
     for step in range(1, config.max_steps + 1):
         batch = [pool[rng.randrange(len(pool))] for _ in range(config.rollout_batch_size)]
         rollout = collect_rollout(
-            setup.model, setup.tokenizer, batch, setup.reward_fn, kl.value, config
+            setup.model, setup.tokenizer, batch, setup.reward_fn, kl.value, config, setup.shaping
         )
         metrics = _step_metrics(setup, rollout, ppo_update(setup, rollout, config), kl.value)
         kl.update(metrics["kl"], config.rollout_batch_size * setup.accelerator.num_processes)
@@ -217,7 +276,7 @@ def train_ppo(
             samples = [
                 {"prompt": _display(p), "completion": c, "reward": s}
                 for p, c, s in zip(
-                    rollout.prompts, rollout.completions, rollout.scores.tolist(), strict=True
+                    rollout.prompts, rollout.completions, rollout.raw_scores.tolist(), strict=True
                 )
             ]
             samples = samples[: config.num_samples]

@@ -9,6 +9,7 @@ it was trained on the same base) the reward model, through PEFT adapters:
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,25 @@ class PolicyValueModel(torch.nn.Module):
 
         tokenizer = AutoTokenizer.from_pretrained(adapter)
         return list(range(rows, len(tokenizer))) in ([], [tokenizer.pad_token_id])
+
+    @torch.no_grad()
+    def init_value_from_reward(self) -> None:
+        """Start the value function as the attached reward model (OpenRLHF starts its critic
+        from the reward model): the value adapter becomes a trainable copy of the reward
+        adapter (its rank, not ``value_lora_r``) and the value head the score head, bias 0."""
+        assert self.reward_head is not None, "attach_reward() first"
+        config = copy.deepcopy(self.peft.peft_config[REWARD])
+        config.inference_mode = False
+        self.peft.delete_adapter(VALUE)
+        self.peft.add_adapter(VALUE, config)
+        params = dict(self.peft.named_parameters())
+        for name, param in params.items():
+            if f".{REWARD}." in name:
+                params[name.replace(f".{REWARD}.", f".{VALUE}.")].copy_(param)
+        self.value_head.weight.copy_(self.reward_head.weight)
+        self.value_head.bias.zero_()
+        self._trainable = [*self.adapter_parameters(POLICY), *self.adapter_parameters(VALUE)]
+        self.activate(POLICY)
 
     @torch.no_grad()
     def reward_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

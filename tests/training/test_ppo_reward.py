@@ -91,3 +91,27 @@ def test_a_separate_reward_model_that_cannot_fit_is_refused(tiny_llama, norm_rew
     config = training.build_config("ppo", overrides=PPO)
     with pytest.raises(RuntimeError, match=r"cannot share .*model\.norm.* GiB"):
         _build(str(tiny_llama), config, norm_reward)
+
+
+def test_value_function_starts_as_the_reward_model(llama3, llama3_reward):
+    config = training.build_config("ppo", overrides={**PPO, "value_init": "reward"})
+    setup = _build(str(llama3), config, llama3_reward)
+    model = setup.model
+    assert torch.equal(model.value_head.weight, model.reward_head.weight)
+    assert torch.count_nonzero(model.value_head.bias) == 0
+    ids = torch.tensor([[1, 20, 21, 22, 30, 31], [1, 23, 24, 25, 26, 27]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        values = model.values(ids, mask)
+    assert values[:, -1].tolist() == pytest.approx(model.reward_scores(ids, mask).tolist())
+    trained = {id(p) for group in setup.optimizer.param_groups for p in group["params"]}
+    value_lora = model.adapter_parameters("value")
+    assert value_lora and all(id(p) in trained and p.requires_grad for p in value_lora)
+    assert not any(p.requires_grad for p in model.adapter_parameters("reward"))
+
+
+def test_value_from_reward_needs_a_reward_model_on_the_same_base(tiny_llama):
+    config = training.build_config("ppo", overrides={**PPO, "value_init": "reward"})
+    with pytest.raises(training.config.ConfigError, match="^value_init ") as caught:
+        _build(str(tiny_llama), config, lambda prompts, completions: [0.0] * len(completions))
+    assert caught.value.field == "value_init"
