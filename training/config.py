@@ -98,7 +98,7 @@ class _TrainerFields(_LoraFields):
         require(self.max_length >= 8, "max_length", "must be >= 8")
         require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
         require(
-            self.eval_steps is None or self.eval_fraction > 0,
+            self.eval_steps is None or self.eval_fraction > 0 or getattr(self, "dev_fraction", 0),
             "eval_steps",
             "needs eval_fraction > 0 (with no held-out split nothing is evaluated)",
         )

@@ -127,15 +127,24 @@ def test_early_stopping_restores_the_best_dev_weights(
     assert result.metrics["eval_accuracy"] == held_out[0]["eval_accuracy"]
 
 
-def test_lora_selection_keeps_only_trainable_weights(tiny_bert, small_export, tmp_path):
-    """With LoRA the selector copies the adapter and head only, and the run still saves an
-    adapter that reloads."""
-    config = {**FAST, "dev_fraction": 0.3, "eval_steps": 2, "early_stopping_patience": 1}
+@pytest.mark.parametrize("eval_fraction", [0.25, 0.0])
+def test_lora_with_dev_selection_saves_an_adapter(eval_fraction, tiny_bert, small_export, tmp_path):
+    """LoRA + a dev split, with and without a held-out split (a judge trained on all its data
+    still picks its best weights on dev); the adapter reloads."""
+    config = {
+        **FAST,
+        "eval_fraction": eval_fraction,
+        "dev_fraction": 0.3,
+        "eval_steps": 2,
+        "early_stopping_patience": 1,
+    }
     result = training.run(
         "reward", data=small_export, model=str(tiny_bert), out=tmp_path / "rm", config=config
     )
     assert (result.out / "adapter" / "adapter_config.json").is_file()
-    assert "eval_accuracy" in result.metrics
+    assert ("eval_accuracy" in result.metrics) is (eval_fraction > 0)
+    lines = [json.loads(x) for x in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "best_dev_step" in x] == [result.steps]
     load_reward_model(result.out)
 
 
