@@ -171,7 +171,6 @@ def sampling_config(
         num_return_sequences=num_return_sequences,
         max_new_tokens=max_new_tokens,
         min_new_tokens=0,
-        min_length=0,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
