@@ -132,16 +132,17 @@ class PolicyValueModel(torch.nn.Module):
         attention_mask: torch.Tensor,
         positions: torch.Tensor | None,
     ) -> torch.Tensor:
+        """Last hidden states through ``adapter``, which stays active afterwards: a
+        checkpointed backward recomputes the layers with the active adapter, so the value
+        loss must be backpropagated before another adapter is switched on (every forward
+        here activates its own adapter first)."""
         self.activate(adapter)
-        try:
-            out = self.backbone(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=positions,
-                use_cache=False,
-            )
-        finally:
-            self.activate(POLICY)
+        out = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
+        )
         return out.last_hidden_state.float()
 
     def values(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from conftest import WORDS, snapshot, unchanged
 
 import training
-from training.ppo import _build, ppo_update
+from training.ppo import _build, _micro_step, ppo_update
 from training.ppo_rollout import collect_rollout
 
 PROMPTS = [[{"role": "user", "content": f"tell me about {w}"}] for w in WORDS[:4]]
@@ -82,3 +82,33 @@ def test_update_recomputes_activations_and_still_trains_the_adapters(dropout_lla
     assert calls == {"layer": 4, "attention": 8}
     assert not unchanged(policy)  # gradients reach the LoRA weights through the checkpoints
     assert not setup.model.training  # back in eval mode for the next rollout
+
+
+def micro_step_grads(setup, rollout, config):
+    """Gradients of one PPO micro-step (policy then value loss), in train mode."""
+    setup.model.train()
+    _micro_step(setup, rollout, torch.arange(2), config)
+    grads = {n: p.grad.clone() for n, p in setup.model.named_parameters() if p.grad is not None}
+    setup.optimizer.zero_grad(set_to_none=True)
+    setup.model.eval()
+    return grads
+
+
+def test_checkpointed_gradients_equal_plain_ones(dropout_llama):
+    # ranks differ, as by default (16 and 8): a backward that recomputes the value pass with
+    # the policy adapter active fails (or, with equal shapes, could go wrong silently)
+    config = training.build_config("ppo", overrides={**CONFIG, "value_lora_r": 8})
+    setup = _build(str(dropout_llama), config, word_count)
+    torch.manual_seed(0)
+    with torch.no_grad():  # adapters that differ: LoRA B starts at zero
+        for name, param in setup.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    rollout = collect_rollout(setup.model, setup.tokenizer, PROMPTS, word_count, 0.05, config)
+    checkpointed = micro_step_grads(setup, rollout, config)
+    setup.model.peft.get_base_model().activation_checkpointing_disable()
+    plain = micro_step_grads(setup, rollout, config)
+    assert any(".value." in n for n in plain) and any(".default." in n for n in plain)
+    assert sorted(checkpointed) == sorted(plain)
+    for name, grad in plain.items():  # the value loss is recomputed with the value adapter
+        assert torch.allclose(checkpointed[name], grad, atol=1e-6), name
