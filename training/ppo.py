@@ -54,11 +54,6 @@ class ScoreShaping:
         self.config, self.accelerator = config, accelerator
         self.moments = RunningMoments() if config.normalize_reward else None
 
-    @property
-    def active(self) -> bool:
-        config = self.config
-        return bool(self.moments or config.missing_eos_penalty or config.reward_clip_range)
-
     def __call__(self, scores: torch.Tensor, ended: torch.Tensor) -> torch.Tensor:
         everyone = None
         if self.moments is not None and self.accelerator.num_processes > 1:
