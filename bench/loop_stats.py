@@ -208,3 +208,36 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def interval(stats: dict[str, float]) -> str:
     """``0.620 [0.52, 0.71] (n=100)``."""
     return f"{stats['rate']:.3f} [{stats['low']:.2f}, {stats['high']:.2f}] (n={int(stats['n'])})"
+
+
+def report(found: dict[str, Any], timing: dict[str, tuple[float, float]]) -> str:
+    """The bench's markdown: accuracies on C, win-rates over the base, PPO curve, time."""
+    judge, dpo, wins = found["judge"], found["dpo"], found["wins"]
+    lines = ["### Held-out accuracies on C", ""]
+    lines.append(markdown_table(["measure", "value [95% Wilson]"], [
+        ("judge (MiniLM, trained on A): pairwise accuracy", interval(judge)),
+        ("DPO implicit-reward accuracy, before (adapter = reference: all ties)",
+         interval(dpo["before"])),
+        ("DPO implicit-reward accuracy, after", interval(dpo["after"])),
+        ("reference log-likelihood prefers chosen (for comparison)",
+         interval(dpo["reference_loglik"])),
+    ]))  # fmt: skip
+    lines += ["", "### Win-rate over the base on C prompts (judge = MiniLM on A; ties = 1/2)", ""]
+    table = []
+    for name, w in wins.items():
+        gain = w["gain"] or {"gain": float("nan"), "low": float("nan"), "high": float("nan")}
+        table.append((name.upper(), interval(w["win"]), interval(w["matched"]),
+                      f"{gain['gain']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]",
+                      f"{w['len_policy']:.1f} / {w['len_base']:.1f}",
+                      f"{w['empty'][0]} / {w['empty'][1]}"))  # fmt: skip
+    lines.append(markdown_table(
+        ["policy", "win-rate", "win-rate, lengths within 20%", "judge gain at equal length",
+         "mean tokens policy / base", "empty policy / base"], table))  # fmt: skip
+    lines += ["", "### PPO (reward = SmolLM2 reward model on B)", ""]
+    lines.append(markdown_table(
+        ["step", "reward", "KL", "response tokens"],
+        [(int(s["step"]), float(s["reward"]), float(s["kl"]), float(s["response_length"]))
+         for s in found["ppo_curve"]]))  # fmt: skip
+    lines += ["", "### Time (minutes; CPU = user + system of the step's processes)", ""]
+    lines.append(markdown_table(["step", "wall", "CPU"], [(k, *v) for k, v in timing.items()]))
+    return "\n".join(lines)

@@ -12,11 +12,17 @@ import pytest
 
 from training.data import load_export
 
-_SPEC = importlib.util.spec_from_file_location(
-    "loop_stats", Path(__file__).resolve().parents[1] / "bench" / "loop_stats.py"
-)
-st = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(st)
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+st = _load("loop_stats")
 
 
 def _row(key: str) -> dict:
@@ -112,3 +118,45 @@ def test_markdown_table_and_interval_text() -> None:
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.500 |", "| x | 2.000 |"]
     text = st.interval({"rate": 0.62, "low": 0.521, "high": 0.71, "n": 100.0})
     assert text == "0.620 [0.52, 0.71] (n=100)"
+
+
+def test_report_prints_every_table() -> None:
+    rate = {"rate": 0.6, "low": 0.5, "high": 0.7, "n": 100.0}
+    wins = {
+        "win": rate,
+        "matched": rate,
+        "gain": {"gain": 0.1, "low": 0.0, "high": 0.2, "slope": 0.01},
+        "len_policy": 30.0,
+        "len_base": 28.0,
+        "empty": (0, 1),
+    }
+    found = {
+        "judge": rate,
+        "dpo": {"before": rate, "after": rate, "reference_loglik": rate},
+        "wins": {"dpo": wins, "ppo": {**wins, "gain": None}},
+        "ppo_curve": [{"step": 1, "reward": 0.5, "kl": 0.0, "response_length": 30.0}],
+    }
+    text = st.report(found, {"judge": (1.0, 0.5), "total": (2.0, 1.0)})
+    assert "| DPO | 0.600 [0.50, 0.70] (n=100) |" in text
+    assert "+0.100 [+0.000, +0.200] | 30.0 / 28.0 | 0 / 1 |" in text
+    assert "| PPO |" in text and "nan" in text  # no length regression: shown, not hidden
+    assert "| 1 | 0.500 | 0.000 | 30.000 |" in text and "| total | 2.000 | 1.000 |" in text
+
+
+def test_generation_prompts_and_reading_mixed_generations(tmp_path: Path) -> None:
+    loop = _load("loop_improves")
+    rows = [
+        {"prompt_id": f"p{i}", "prompt": [{"role": "user", "content": "x" * (10 * i)}]}
+        for i in range(10)
+    ]
+    chosen = loop.generation_prompts(rows + rows[:2], count=4, max_chars=50, seed=1)
+    assert len(chosen) == 4 and len({p["id"] for p in chosen}) == 4
+    assert all(len(p["prompt"][0]["content"]) <= 50 for p in chosen)
+    assert chosen == loop.generation_prompts(rows, count=4, max_chars=50, seed=1)
+    out = tmp_path / "gen.jsonl"
+    row = {
+        "prompt": "q",
+        "completions": [{"text": "base says", "model": "M"}, {"text": "tuned", "model": "M+dpo"}],
+    }
+    out.write_text(json.dumps(row) + "\n")
+    assert loop.read_generations(out, "M") == (["q"], ["tuned"], ["base says"])
