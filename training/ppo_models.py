@@ -19,7 +19,7 @@ from peft import LoraConfig, PeftConfig, get_peft_model, set_peft_model_state_di
 from safetensors.torch import load_file, save_file
 
 from training.data import Prompt
-from training.reward_model import encode_for_reward, read_run_config, reward_text
+from training.reward_model import RecordedScoring, read_run_config
 from training.runtime import ADAPTER_DIR
 
 POLICY, VALUE, REWARD = "default", "value", "reward"
@@ -263,26 +263,14 @@ class SharedBaseReward:
     def __init__(self, model: PolicyValueModel, run_dir: Path, batch_size: int) -> None:
         from transformers import AutoTokenizer
 
-        self.model, self.batch_size = model, batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(Path(run_dir) / ADAPTER_DIR)
-        self.tokenizer.padding_side = "right"
-        self.max_length = int(read_run_config(run_dir)["config"].get("max_length", 512))
+        self.model = model
+        tokenizer = AutoTokenizer.from_pretrained(Path(run_dir) / ADAPTER_DIR)
+        tokenizer.padding_side = "right"
+        self.scoring = RecordedScoring(run_dir, tokenizer, batch_size)
 
     def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
         device = next(self.model.value_head.parameters()).device
-        ids = [
-            encode_for_reward(self.tokenizer, reward_text(self.tokenizer, p, c), self.max_length)
-            for p, c in zip(prompts, completions, strict=True)
-        ]
-        scores: list[float] = []
-        for start in range(0, len(ids), self.batch_size):
-            batch = self.tokenizer.pad(
-                {"input_ids": ids[start : start + self.batch_size]},
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            scores += self.model.reward_scores(batch["input_ids"], batch["attention_mask"]).tolist()
-        return scores
+        return self.scoring.scores(prompts, completions, device, self.model.reward_scores)
 
 
 def same_base(run_dir: Path, model: str) -> bool:

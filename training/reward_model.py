@@ -96,20 +96,20 @@ def load_reward_model(run_dir: Path, dtype: Any = None, base_model: str | None =
     return model, tokenizer
 
 
-class RewardScorer:
-    """``scorer(prompts, completions) -> list[float]`` from a reward run folder."""
+class RecordedScoring:
+    """How a reward run turns (prompt, completion) into a score input: its tokenizer, max
+    length and prompt format, as recorded in the run folder; scores come in batches from
+    ``score_batch(input_ids, attention_mask) -> tensor``."""
 
-    def __init__(
-        self, run_dir: Path, device: Any = "cpu", batch_size: int = 8, dtype: Any = None
-    ) -> None:
-        self.model, self.tokenizer = load_reward_model(run_dir, dtype=dtype)
-        self.model.to(device)
-        self.device, self.batch_size = device, batch_size
+    def __init__(self, run_dir: Path, tokenizer: Any, batch_size: int) -> None:
         recorded = read_run_config(run_dir)["config"]
+        self.tokenizer, self.batch_size = tokenizer, batch_size
         self.max_length = int(recorded.get("max_length", 512))
         self.prompt_format = str(recorded.get("prompt_format", "auto"))
 
-    def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
+    def scores(
+        self, prompts: list[Prompt], completions: list[str], device: Any, score_batch: Any
+    ) -> list[float]:
         import torch
 
         tok = self.tokenizer
@@ -119,12 +119,30 @@ class RewardScorer:
         ]
         scores: list[float] = []
         for start in range(0, len(ids), self.batch_size):
-            batch = self.tokenizer.pad(
+            batch = tok.pad(
                 {"input_ids": ids[start : start + self.batch_size]},
                 padding=True,
                 return_tensors="pt",
-            ).to(self.device)
+            ).to(device)
             with torch.no_grad():
-                logits = self.model(**batch).logits
-            scores.extend(logits[:, 0].float().tolist())
+                scores.extend(score_batch(batch["input_ids"], batch["attention_mask"]).tolist())
         return scores
+
+
+class RewardScorer:
+    """``scorer(prompts, completions) -> list[float]`` from a reward run folder."""
+
+    def __init__(
+        self, run_dir: Path, device: Any = "cpu", batch_size: int = 8, dtype: Any = None
+    ) -> None:
+        self.model, tokenizer = load_reward_model(run_dir, dtype=dtype)
+        self.model.to(device)
+        self.device = device
+        self.scoring = RecordedScoring(run_dir, tokenizer, batch_size)
+
+    def _score_batch(self, input_ids: Any, attention_mask: Any) -> Any:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits[:, 0].float()
+
+    def __call__(self, prompts: list[Prompt], completions: list[str]) -> list[float]:
+        return self.scoring.scores(prompts, completions, self.device, self._score_batch)

@@ -73,6 +73,18 @@ def test_resized_embeddings_reward_shares_the_base_and_leaves_it_identical(llama
     assert shared == pytest.approx(RewardScorer(llama3_reward)(*TEXTS), abs=1e-4)
 
 
+def test_shared_base_reward_renders_prompts_as_its_run_recorded(llama3, chat_export, tmp_path):
+    """A reward run trained on raw text is scored on raw text on the shared base too."""
+    config = {**RM, "prompt_format": "raw"}
+    reward = training.run(
+        "reward", data=chat_export, model=str(llama3), out=tmp_path, config=config
+    )
+    setup = _build(str(llama3), training.build_config("ppo", overrides=PPO), reward.out)
+    assert isinstance(setup.reward_fn, SharedBaseReward)
+    shared = setup.reward_fn(*TEXTS)
+    assert shared == pytest.approx(RewardScorer(reward.out)(*TEXTS), abs=1e-4)
+
+
 def test_modules_to_save_reward_is_loaded_apart_and_leaves_the_base_identical(
     tiny_llama, norm_reward, caplog
 ):
