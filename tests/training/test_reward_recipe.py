@@ -179,3 +179,12 @@ def test_selector_ignores_the_final_held_out_evaluation():
     saved = snapshot(model)
     selector.on_train_end(None, state, control, model=model)
     assert unchanged(saved)
+
+
+def test_the_hh_recipe_file_is_a_valid_reward_config():
+    """bench/configs/reward-minilm-hh.json is what `prefloop train reward --config` reads."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "bench" / "configs" / "reward-minilm-hh.json"
+    config = build_config("reward", file=recipe, overrides={"eval_fraction": 0.2})
+    assert config.full_finetune and config.dev_fraction > 0 and config.eval_steps
