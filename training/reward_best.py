@@ -1,11 +1,11 @@
 """Best-on-dev model selection for reward training (``dev_fraction``/``early_stopping_patience``).
 
 The dev split is carved from the TRAINING prompts, so the held-out split stays untouched until
-the one final evaluation. Every ``eval_steps`` the trainer evaluates the dev split (logged as
-``eval_dev_accuracy``, ``eval_dev_loss``...); this callback keeps a copy of the trainable
-weights of the best evaluation (higher accuracy, then lower loss), stops after ``patience``
-evaluations without a gain, and at the end of training puts the best weights back and points
-the trainer's ``eval_dataset`` at the held-out split for the final evaluation.
+the one final evaluation. Every ``eval_steps``, and after the last step, the trainer evaluates
+the dev split (logged as ``eval_dev_accuracy``, ``eval_dev_loss``...); this callback keeps a
+copy of the trainable weights of the best evaluation (higher accuracy, then lower loss), stops
+after ``patience`` evaluations without a gain, and at the end of training puts the best weights
+back and points the trainer's ``eval_dataset`` at the held-out split for the final evaluation.
 
 Imported only inside run functions: it imports torch and transformers at module level.
 """
@@ -30,6 +30,11 @@ class KeepBestOnDev(TrainerCallback):
         self.best_step = 0
         self.best_state: dict[str, torch.Tensor] = {}
         self.without_gain = 0
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if state.global_step >= state.max_steps:  # the final weights are candidates too
+            control.should_evaluate = True
+        return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
         """TRL names its dev metrics like held-out ones (``eval_accuracy``): rename them

@@ -130,13 +130,14 @@ def test_early_stopping_restores_the_best_dev_weights(
 @pytest.mark.parametrize("eval_fraction", [0.25, 0.0])
 def test_lora_with_dev_selection_saves_an_adapter(eval_fraction, tiny_bert, small_export, tmp_path):
     """LoRA + a dev split, with and without a held-out split (a judge trained on all its data
-    still picks its best weights on dev); the adapter reloads."""
+    still picks its best weights on dev); the last step is evaluated on dev even off the
+    eval_steps grid; the adapter reloads."""
     config = {
         **FAST,
         "eval_fraction": eval_fraction,
         "dev_fraction": 0.3,
-        "eval_steps": 2,
-        "early_stopping_patience": 1,
+        "eval_steps": 3,
+        "early_stopping_patience": 2,
     }
     result = training.run(
         "reward", data=small_export, model=str(tiny_bert), out=tmp_path / "rm", config=config
@@ -144,6 +145,7 @@ def test_lora_with_dev_selection_saves_an_adapter(eval_fraction, tiny_bert, smal
     assert (result.out / "adapter" / "adapter_config.json").is_file()
     assert ("eval_accuracy" in result.metrics) is (eval_fraction > 0)
     lines = [json.loads(x) for x in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "eval_dev_loss" in x] == [3, 4]  # the last step too
     assert [x["step"] for x in lines if "best_dev_step" in x] == [result.steps]
     load_reward_model(result.out)
 
