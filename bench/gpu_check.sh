@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# GPU check of the training module on a lent GPU machine (a few minutes):
-# reward, DPO and PPO steps with LoRA in bf16 on SmolLM2, tokens/s and peak GPU memory,
-# and the same DPO steps through a plain TRL script for the ratio.
+# GPU check of the training module on a lent GPU machine (one 10-minute device call):
+# 1. the training tests (tests/training, slow SmolLM2 ones included: the issue-9 regression
+#    checks on the model-family fixtures) on CUDA with every run forced to bf16
+#    (bench/gpu_pytest_plugin.py; PREFLOOP_TEST_DEVICE=cuda fails at once without CUDA);
+# 2. reward, DPO and PPO steps with LoRA in bf16 on SmolLM2, tokens/s and peak GPU memory,
+#    and the same DPO steps through a plain TRL script for the ratio.
 #
 #   bash bench/gpu_check.sh          # on the GPU machine, from the repo root (models/ carried)
-#   bash bench/gpu_check.sh --cpu    # CPU smoke of the same script path
+#   bash bench/gpu_check.sh --cpu    # CPU smoke of the same script path (tests in fp32: TRL
+#                                    # refuses bf16 without a GPU)
+#
+# GPU_CHECK_TESTS overrides the pytest selection (default: tests/training, slow ones on GPU only);
+# GPU_CHECK_TEST_TIMEOUT caps step 1 in seconds (default 360) so step 2 still fits;
+# GPU_CHECK_SMOKE=0 skips step 2.
 #
 # Uses the first Python that already has torch, transformers, trl and peft (PYTHON, then
 # .venv/bin/python, then python3); otherwise makes a venv in $TMPDIR (with system site
@@ -19,7 +27,7 @@ case "${1:-}" in
   *) echo "usage: bash bench/gpu_check.sh [--cpu]" >&2; exit 2 ;;
 esac
 
-has_stack() { "$1" -c "import torch, transformers, trl, peft, accelerate, datasets" 2>/dev/null; }
+has_stack() { "$1" -c "import torch, transformers, trl, peft, accelerate, datasets, pytest" 2>/dev/null; }
 
 py=""
 for candidate in "${PYTHON:-}" .venv/bin/python python3; do
@@ -30,7 +38,7 @@ done
 if [ -z "$py" ]; then
   venv="${TMPDIR:-/tmp}/prefloop-gpu-venv"
   python3 -m venv --system-site-packages "$venv"
-  "$venv/bin/python" -m pip install -q -e '.[train]'
+  "$venv/bin/python" -m pip install -q -e '.[train]' pytest pytest-timeout
   py="$venv/bin/python"
 fi
 
@@ -45,4 +53,24 @@ export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false 
 if [ ${#mode[@]} -eq 0 ] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 fi
-exec "$py" bench/train_smoke.py --model "$model" "${mode[@]}"
+
+# 1. regression tests in bf16 on CUDA (fp32 on CPU with --cpu); the root conftest (database, app) is not
+# needed by tests/training, so it is not loaded (--confcutdir): the GPU Python needs no app stack.
+device=cuda dtype=bf16 selection=(tests/training -m "slow or not slow")
+[ ${#mode[@]} -eq 0 ] || { device=cpu dtype=fp32 selection=(tests/training -m "not slow"); }
+if [ -n "${GPU_CHECK_TESTS:-}" ]; then eval "selection=($GPU_CHECK_TESTS)"; fi
+tests_rc=0
+PYTHONPATH="$PWD:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PREFLOOP_TEST_DEVICE=$device \
+  PREFLOOP_TEST_DTYPE=$dtype timeout "${GPU_CHECK_TEST_TIMEOUT:-360}" \
+  "$py" -m pytest -p gpu_pytest_plugin -p no:cacheprovider --confcutdir tests/training -q \
+  "${selection[@]}" || tests_rc=$?
+echo "training tests in $dtype on $device: exit $tests_rc"
+
+# 2. throughput of the three kinds, ours against plain TRL
+smoke_rc=0
+if [ "${GPU_CHECK_SMOKE:-1}" != 0 ]; then
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$py" bench/train_smoke.py --model "$model" \
+    "${mode[@]}" || smoke_rc=$?
+fi
+echo "gpu_check: tests exit $tests_rc, train_smoke exit $smoke_rc"
+[ "$tests_rc" -eq 0 ] && [ "$smoke_rc" -eq 0 ]

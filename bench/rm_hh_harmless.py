@@ -2,12 +2,15 @@
 
 Each {chosen, rejected} transcript pair becomes an export row: the prompt is the shared part up
 to the last "Assistant:", the completions are what follows. ``training.run("reward")`` then
-trains a LoRA reward model with an 80/20 split by prompt (seed 42) and reports held-out
-pairwise accuracy, wall time and peak memory (RSS)::
+trains a reward model with an 80/20 split by prompt (seed 42, 463 held-out pairs) and reports
+held-out pairwise accuracy with its 95% Wilson interval, wall time and peak memory (RSS)::
 
     python bench/rm_hh_harmless.py --backbone all          # MiniLM then SmolLM2
-    python bench/rm_hh_harmless.py --backbone minilm --set num_train_epochs=2 --set lora_r=32
+    python bench/rm_hh_harmless.py --backbone minilm --set num_train_epochs=3
 
+MiniLM's settings are the recipe file ``bench/configs/reward-minilm-hh.json`` (the same run:
+``prefloop train reward --config bench/configs/reward-minilm-hh.json ...``); its dev split for
+picking the best weights is carved from the training prompts, never from the held-out ones.
 Models come from ``python -m training.models --dest models``. Baselines on the same held-out
 pairs: a fresh SmolLM2 head 0.387, a fresh MiniLM head 0.514, "the shorter reply wins" 0.55.
 """
@@ -28,23 +31,16 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: import this checkout's training
+sys.path.insert(0, str(REPO / "bench"))
+from loop_stats import wilson  # noqa: E402 (the Wilson interval of bench/loop_improves.py)
+
 DATA = REPO / ".." / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 BACKBONES = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}
 SEPARATOR = "\n\nAssistant:"
-# The settings measured (training/README.md, "Benchmark"): the end of each conversation
-# (96-128 tokens, left-truncated), LoRA on the top layers only so the backward pass stays short.
+# The MiniLM recipe lives in a config file so that `prefloop train reward --config FILE` (and
+# bench/loop_improves.py's judge) train the same model; see training/README.md, "Benchmark".
+RECIPES = {"minilm": REPO / "bench" / "configs" / "reward-minilm-hh.json"}
 SETTINGS: dict[str, dict[str, Any]] = {
-    "minilm": {
-        "num_train_epochs": 2.0,
-        "per_device_batch_size": 16,
-        "learning_rate": 2e-3,
-        "lora_r": 16,
-        "lora_alpha": 32,
-        "max_length": 96,
-        "lora_layers": 2,
-        "modules_to_save": ["pooler"],
-        "logging_steps": 20,
-    },
     "smollm2": {
         "max_steps": 60,
         "per_device_batch_size": 8,
@@ -117,12 +113,21 @@ def parse_sets(values: list[str]) -> dict[str, Any]:
     return out
 
 
+def settings(backbone: str) -> dict[str, Any]:
+    """The measured settings of ``backbone`` (a recipe file where there is one)."""
+    if backbone in RECIPES:
+        return json.loads(RECIPES[backbone].read_text(encoding="utf-8"))
+    return SETTINGS[backbone]
+
+
 def run_one(backbone: str, models: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     import training
+    from training.data import split_by_prompt
 
-    config = {**COMMON, **SETTINGS[backbone], **overrides}
+    config = {**COMMON, **settings(backbone), **overrides}
+    rows = hh_rows(DATA)
     with tempfile.TemporaryDirectory() as tmp:
-        export = write_export(hh_rows(DATA), Path(tmp) / "export")
+        export = write_export(rows, Path(tmp) / "export")
         started = time.monotonic()
         result = training.run(
             "reward",
@@ -132,12 +137,18 @@ def run_one(backbone: str, models: Path, overrides: dict[str, Any]) -> dict[str,
             config=config,
         )
         minutes = (time.monotonic() - started) / 60
+        best = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").open()]
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    accuracy = result.metrics.get("eval_accuracy")
+    held_out = len(split_by_prompt(rows, config["eval_fraction"], config["seed"])[1])
     return {
         "backbone": backbone,
-        "accuracy": result.metrics.get("eval_accuracy"),
+        "accuracy": accuracy,
+        "ci95": [round(x, 3) for x in wilson(accuracy * held_out, held_out)],
+        "held_out_pairs": held_out,
         "margin": result.metrics.get("eval_margin"),
         "steps": result.steps,
+        "best_dev_step": next((x["best_dev_step"] for x in best if "best_dev_step" in x), None),
         "minutes": round(minutes, 2),
         "peak_rss_gb": round(peak_gb, 2),
         "config": config,
@@ -170,8 +181,10 @@ def main() -> None:
         )
     report = run_one(args.backbone, args.models, parse_sets(args.set))
     print("RESULT " + json.dumps(report))
+    low, high = report["ci95"]
     print(
-        f"{report['backbone']}: held-out accuracy {report['accuracy']:.3f}, margin "
+        f"{report['backbone']}: held-out accuracy {report['accuracy']:.3f} "
+        f"(95% CI {low:.3f}-{high:.3f}, {report['held_out_pairs']} pairs), margin "
         f"{report['margin']:.3f}, {report['steps']} steps, {report['minutes']} min, "
         f"peak RSS {report['peak_rss_gb']} GB"
     )

@@ -118,22 +118,34 @@ def generate_command(
         bool,
         typer.Option("--mix-base", help="also sample n from the base model, shuffled together"),
     ] = False,
+    prompt_format: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt-format",
+            help="auto (default): a plain-string prompt is one user turn of the chat template "
+            "when the model has one; chat: always; raw: the text as it is (base models)",
+        ),
+    ] = None,
 ) -> None:
-    """Sample completions into the import format (SPEC §3)."""
+    """Sample completions into the import format (SPEC §3). Exit code 3: some prompt still
+    had an empty completion after resampling (the file is written; the ids are printed)."""
     from training.config import build_config
-    from training.generate import generate_to_file
+    from training.generate import EmptyCompletionsError, generate_to_file
 
     given = {
         "n": n,
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
         "mix_base": mix_base,
+        "prompt_format": prompt_format,
     }
     try:
         config = build_config(
             "generate", overrides={k: v for k, v in given.items() if v is not None}
         )
         count = generate_to_file(model, prompts, out, config, adapter=adapter)
+    except EmptyCompletionsError as exc:
+        _fail(str(exc), code=3)
     except ValueError as exc:
         _fail(str(exc), code=2)
     typer.echo(f"wrote {count} prompts to {out}")

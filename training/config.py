@@ -4,25 +4,30 @@ A configuration is resolved in layers, each overriding the one before::
 
     defaults  <  preset  <  config file (YAML or JSON)  <  explicit overrides (CLI flags, API dict)
 
-``build_config(kind, preset=..., file=..., overrides=...)`` does that and raises ``ValueError``
-naming the field for an unknown field or a bad value; the dashboard validates a run's ``config``
-dict with it. Presets: ``tiny-cpu`` (tiny CPU smoke), ``small-gpu`` (a ~0.1–1B model on one GPU)
-and ``7b-24gb`` (7B on one 24 GB GPU: bf16 base, LoRA, gradient checkpointing, batch 1).
+``build_config(kind, preset=..., file=..., overrides=...)`` does that and raises ``ConfigError``
+(a ``ValueError`` whose ``.field`` names the field; the message starts with it) for an unknown
+field or a bad value, including options that TRL or the PPO loop would ignore or reject later
+(``label_smoothing`` on a loss that does not use it, ``top_k``/``top_p`` in PPO); the dashboard
+validates a run's ``config`` dict with it. Presets: ``tiny-cpu`` (tiny CPU smoke),
+``small-gpu`` (a ~0.1–1B model on one GPU) and ``7b-24gb`` (7B on one 24 GB GPU: bf16 base,
+LoRA, gradient checkpointing, batch 1).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.config_base import ConfigError, Validated, require
 from training.presets import PRESETS
 
 Precision = Literal["auto", "fp32", "bf16"]
+# auto: a plain-string prompt becomes one user turn when the tokenizer has a chat template;
+# chat: always (a template-less tokenizer gets "user: ...\nassistant: "); raw: text as it is
+PromptFormat = Literal["auto", "chat", "raw"]
 DPO_LOSS_TYPES = (
     "sigmoid",
     "hinge",
@@ -37,62 +42,16 @@ DPO_LOSS_TYPES = (
     "nca_pair",
     "discopop",
 )
+DPO_SMOOTHED_LOSSES = ("robust", "exo_pair")  # the only ones of DPO_LOSS_TYPES TRL 1.16 smooths
 
 
-def _check_value(name: str, value: Any, hint: Any) -> Any:
-    """Return ``value`` (ints widened to float where a float is expected) or raise ValueError."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _check_value(name, value, option)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError(errors[-1])
-    if origin is Literal:
-        if value not in args:
-            raise ValueError(f"{name} must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{name} must be a list, got {value!r}")
-        return [_check_value(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float) and isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not isinstance(value, hint):
-        raise ValueError(f"{name} must be of type {hint.__name__}, got {value!r}")
-    return value
-
-
-def _require(condition: bool, name: str, message: str) -> None:
-    if not condition:
-        raise ValueError(f"{name} {message}")
+def _targets_lm_head(targets: str | list[str]) -> bool:
+    names = [targets] if isinstance(targets, str) else targets
+    return any(name == "lm_head" or name.endswith(".lm_head") for name in names)
 
 
 @dataclass
-class _Validated:
-    """Base: checks every field's type, then the kind's own rules in ``_validate``."""
-
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _check_value(f.name, getattr(self, f.name), hints[f.name]))
-        self._validate()
-
-    def _validate(self) -> None:
-        """Field-range rules; subclasses extend it."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class _LoraFields(_Validated):
+class _LoraFields(Validated):
     """LoRA adapter and numeric precision shared by every trainable kind."""
 
     seed: int = 42
@@ -101,11 +60,12 @@ class _LoraFields(_Validated):
     lora_dropout: float = 0.05
     lora_target_modules: str | list[str] = "all-linear"
     precision: Precision = "auto"  # auto: bf16 when CUDA is available, else fp32
+    prompt_format: PromptFormat = "auto"
 
     def _validate(self) -> None:
-        _require(self.lora_r >= 1, "lora_r", "must be >= 1")
-        _require(self.lora_alpha >= 1, "lora_alpha", "must be >= 1")
-        _require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
+        require(self.lora_r >= 1, "lora_r", "must be >= 1")
+        require(self.lora_alpha >= 1, "lora_alpha", "must be >= 1")
+        require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
 
 
 @dataclass
@@ -128,15 +88,20 @@ class _TrainerFields(_LoraFields):
 
     def _validate(self) -> None:
         super()._validate()
-        _require(self.learning_rate > 0, "learning_rate", "must be > 0")
-        _require(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "must be >= 1 (or -1)")
-        _require(self.num_train_epochs > 0, "num_train_epochs", "must be > 0")
+        require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "must be >= 1 (or -1)")
+        require(self.num_train_epochs > 0, "num_train_epochs", "must be > 0")
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "logging_steps"):
-            _require(getattr(self, name) >= 1, name, "must be >= 1")
-        _require(self.eval_steps is None or self.eval_steps >= 1, "eval_steps", "must be >= 1")
-        _require(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
-        _require(self.max_length >= 8, "max_length", "must be >= 8")
-        _require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
+            require(getattr(self, name) >= 1, name, "must be >= 1")
+        require(self.eval_steps is None or self.eval_steps >= 1, "eval_steps", "must be >= 1")
+        require(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
+        require(self.max_length >= 8, "max_length", "must be >= 8")
+        require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
+        require(
+            self.eval_steps is None or self.eval_fraction > 0 or getattr(self, "dev_fraction", 0),
+            "eval_steps",
+            "needs eval_fraction > 0 (with no held-out split nothing is evaluated)",
+        )
 
 
 @dataclass
@@ -148,11 +113,43 @@ class RewardRunConfig(_TrainerFields):
     center_rewards_coefficient: float | None = None
     lora_layers: int | None = None  # adapt only the top N transformer layers (cheaper backward)
     modules_to_save: list[str] = dataclasses.field(default_factory=list)  # trained in full
+    full_finetune: bool = False  # train every weight, no LoRA: the run saves the whole model
+    dev_fraction: float = 0.0  # share of the TRAIN prompts kept aside to pick the best weights
+    early_stopping_patience: int | None = None  # stop after N dev evaluations without a gain
 
     def _validate(self) -> None:
         super()._validate()
-        _require(self.margin_scale >= 0, "margin_scale", "must be >= 0")
-        _require(self.lora_layers is None or self.lora_layers >= 1, "lora_layers", "must be >= 1")
+        require(self.margin_scale >= 0, "margin_scale", "must be >= 0")
+        require(
+            self.use_margin or self.margin_scale == 1.0,
+            "margin_scale",
+            "is used only with use_margin: true (it would be ignored)",
+        )
+        require(self.lora_layers is None or self.lora_layers >= 1, "lora_layers", "must be >= 1")
+        _validate_selection(self)
+
+
+def _validate_selection(config: RewardRunConfig) -> None:
+    """full_finetune excludes the LoRA-only options; a dev split needs eval_steps."""
+    for name in ("lora_layers", "modules_to_save"):
+        require(
+            not (config.full_finetune and getattr(config, name)),
+            name,
+            "is a LoRA option: it would be ignored with full_finetune: true",
+        )
+    require(0.0 <= config.dev_fraction < 1.0, "dev_fraction", "must be in [0, 1)")
+    require(
+        config.dev_fraction == 0 or config.eval_steps is not None,
+        "dev_fraction",
+        "needs eval_steps (how often the dev split is evaluated)",
+    )
+    patience = config.early_stopping_patience
+    require(patience is None or patience >= 1, "early_stopping_patience", "must be >= 1")
+    require(
+        patience is None or config.dev_fraction > 0,
+        "early_stopping_patience",
+        "needs dev_fraction > 0 (stopping is decided on the dev split, never the held-out one)",
+    )
 
 
 @dataclass
@@ -166,9 +163,26 @@ class DPORunConfig(_TrainerFields):
 
     def _validate(self) -> None:
         super()._validate()
-        _require(self.beta > 0, "beta", "must be > 0")
-        _require(self.loss_type in DPO_LOSS_TYPES, "loss_type", f"must be one of {DPO_LOSS_TYPES}")
-        _require(0.0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        require(self.beta > 0, "beta", "must be > 0")
+        require(self.loss_type in DPO_LOSS_TYPES, "loss_type", f"must be one of {DPO_LOSS_TYPES}")
+        require(0.0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        require(
+            self.label_smoothing == 0.0 or self.loss_type in DPO_SMOOTHED_LOSSES,
+            "label_smoothing",
+            f"is used only by the {' and '.join(DPO_SMOOTHED_LOSSES)} losses: TRL ignores it "
+            f"with loss_type {self.loss_type!r} (set it to 0, or use 'robust' for noisy labels)",
+        )
+        require(
+            self.loss_type != "exo_pair" or self.label_smoothing > 0,
+            "label_smoothing",
+            "must be > 0 with loss_type 'exo_pair' (TRL refuses 0; the EXO paper uses 1e-3)",
+        )
+        require(
+            not _targets_lm_head(self.lora_target_modules),
+            "lora_target_modules",
+            "must not name lm_head for DPO: TRL computes log-probs from lm_head.weight and "
+            "refuses an adapter there",
+        )
 
 
 @dataclass
@@ -189,7 +203,7 @@ class PPORunConfig(_LoraFields):
     max_prompt_length: int = 256
     max_new_tokens: int = 64
     temperature: float = 1.0
-    top_k: int = 0
+    top_k: int = 0  # must stay 0 and top_p 1: log-probs use the full (tempered) softmax
     top_p: float = 1.0
     gamma: float = 1.0
     lam: float = 0.95
@@ -202,6 +216,11 @@ class PPORunConfig(_LoraFields):
     kl_target: float = 6.0
     kl_horizon: int = 10000
     whiten_rewards: bool = False
+    missing_eos_penalty: float | None = None  # subtracted from the score of a run-on response
+    normalize_reward: bool = False  # (score - running mean) / running std
+    reward_clip_range: list[float] | None = None  # [low, high] clamp of the score, last
+    value_init: Literal["fresh", "reward"] = "fresh"  # reward: value from the reward model
+    gradient_checkpointing: bool = False  # recompute activations in the update (dropout off)
     max_grad_norm: float = 1.0
     value_lora_r: int = 8
     reward_batch_size: int = 8
@@ -224,31 +243,43 @@ class PPORunConfig(_LoraFields):
             "logging_steps",
             "kl_horizon",
         ):
-            _require(getattr(self, name) >= 1, name, "must be >= 1")
-        _require(
+            require(getattr(self, name) >= 1, name, "must be >= 1")
+        require(
             self.rollout_batch_size % self.mini_batch_size == 0,
             "mini_batch_size",
             "must divide rollout_batch_size",
         )
-        _require(
+        require(
             self.mini_batch_size % self.gradient_accumulation_steps == 0,
             "gradient_accumulation_steps",
             "must divide mini_batch_size",
         )
-        _require(self.learning_rate > 0, "learning_rate", "must be > 0")
-        _require(self.temperature > 0, "temperature", "must be > 0")
-        _require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
-        _require(self.top_k >= 0, "top_k", "must be >= 0")
-        _require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
-        _require(0.0 <= self.lam <= 1.0, "lam", "must be in [0, 1]")
+        require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(self.temperature > 0, "temperature", "must be > 0")
+        untruncated = "(PPO samples from the full softmax its log-probs are computed on)"
+        require(self.top_p == 1.0, "top_p", f"must be 1.0 {untruncated}")
+        require(self.top_k == 0, "top_k", f"must be 0 {untruncated}")
+        require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
+        require(
+            self.missing_eos_penalty is None or self.missing_eos_penalty >= 0,
+            "missing_eos_penalty",
+            "must be >= 0 (it is subtracted from the score)",
+        )
+        clip = self.reward_clip_range
+        require(
+            clip is None or (len(clip) == 2 and clip[0] < clip[1]),
+            "reward_clip_range",
+            f"must be [low, high] with low < high, got {clip!r}",
+        )
+        require(0.0 <= self.lam <= 1.0, "lam", "must be in [0, 1]")
         for name in ("cliprange", "cliprange_value", "kl_target", "max_grad_norm"):
-            _require(getattr(self, name) > 0, name, "must be > 0")
+            require(getattr(self, name) > 0, name, "must be > 0")
         for name in ("vf_coef", "ent_coef", "kl_coef", "sample_every", "num_samples"):
-            _require(getattr(self, name) >= 0, name, "must be >= 0")
+            require(getattr(self, name) >= 0, name, "must be >= 0")
 
 
 @dataclass
-class GenerateRunConfig(_Validated):
+class GenerateRunConfig(Validated):
     """Sampling n completions per prompt (``mix_base``: n from the adapter AND n from the base)."""
 
     n: int = 3
@@ -261,21 +292,22 @@ class GenerateRunConfig(_Validated):
     batch_size: int = 8
     seed: int = 0
     precision: Precision = "auto"
+    prompt_format: PromptFormat = "auto"
 
     def _validate(self) -> None:
         for name in ("n", "max_new_tokens", "batch_size"):
-            _require(getattr(self, name) >= 1, name, "must be >= 1")
+            require(getattr(self, name) >= 1, name, "must be >= 1")
         total = self.n * (2 if self.mix_base else 1)
-        _require(
+        require(
             2 <= total <= 9,
             "n",
             f"gives {total} completions a prompt; the import format "
             "takes 2 to 9 (with mix_base, n from each model)",
         )
-        _require(self.temperature > 0, "temperature", "must be > 0")
-        _require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
-        _require(self.top_k >= 0, "top_k", "must be >= 0")
-        _require(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
+        require(self.temperature > 0, "temperature", "must be > 0")
+        require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
+        require(self.top_k >= 0, "top_k", "must be >= 0")
+        require(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
 
 
 RunConfig = RewardRunConfig | DPORunConfig | PPORunConfig | GenerateRunConfig
@@ -291,7 +323,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or JSON file holding one mapping of fields."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
+        raise ConfigError("file", f"config file {path} does not exist")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
@@ -303,7 +335,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         kind = type(data).__name__
-        raise ValueError(f"config file {path} must hold a mapping of fields, got {kind}")
+        raise ConfigError("file", f"config file {path} must hold a mapping of fields, got {kind}")
     return data
 
 
@@ -315,15 +347,16 @@ def build_config(
 ) -> RunConfig:
     """Resolve a configuration for ``kind``: defaults < preset < file < overrides.
 
-    Raises ``ValueError`` for an unknown kind, preset or field, or an invalid value.
+    Raises ``ConfigError`` (a ``ValueError``) for an unknown kind, preset or field, or an
+    invalid value; its ``field`` names what was refused.
     """
     if kind not in CONFIG_CLASSES:
-        raise ValueError(f"kind must be one of {sorted(CONFIG_CLASSES)}, got {kind!r}")
+        raise ConfigError("kind", f"kind must be one of {sorted(CONFIG_CLASSES)}, got {kind!r}")
     cls = CONFIG_CLASSES[kind]
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+            raise ConfigError("preset", f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         values.update(PRESETS[preset][kind])
     if file is not None:
         values.update(load_config_file(Path(file)))
@@ -331,8 +364,10 @@ def build_config(
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(
-            f"unknown field(s) for {kind}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        raise ConfigError(
+            unknown[0],
+            f"unknown field(s) for {kind}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})",
         )
     return cls(**values)
 
@@ -342,15 +377,17 @@ def coerce_config(kind: str, config: dict[str, Any] | RunConfig | None) -> RunCo
     if config is None or isinstance(config, dict):
         return build_config(kind, overrides=config or {})
     if not isinstance(config, CONFIG_CLASSES[kind]):
-        raise ValueError(
+        raise ConfigError(
+            "config",
             f"config for {kind} must be a {CONFIG_CLASSES[kind].__name__} or a dict, "
-            f"got {type(config).__name__}"
+            f"got {type(config).__name__}",
         )
     return config
 
 
 __all__ = [
     "CONFIG_CLASSES",
+    "ConfigError",
     "DPORunConfig",
     "GenerateRunConfig",
     "PPORunConfig",

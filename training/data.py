@@ -3,8 +3,9 @@
 - ``load_export`` reads ``manifest.json`` + ``pairs.jsonl``, checks the format version and the
   sha256 of ``pairs.jsonl``, validates each row and drops ``"tie": true`` rows.
 - ``split_by_prompt`` splits train/eval by ``prompt_id`` (seeded): no prompt on both sides.
-- ``render_pair`` applies the tokenizer's chat template to conversational rows (a prompt that is
-  a list of messages); plain-text rows pass through as they are (TRL's convention).
+- ``render_pair`` renders a row through ``training.chat``: messages with the chat template, and
+  plain-string prompts too (as one user turn) unless ``prompt_format`` is ``raw`` or the
+  tokenizer has no template.
 - ``load_prompts`` reads a JSONL of ``{"id", "prompt"}`` rows (SPEC §3 rows too; their
   completions are ignored) for PPO and generation.
 """
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.chat import Prompt, prompt_ids, render_completion, render_prompt
+
 FORMAT_VERSION = 1
-Prompt = str | list[dict[str, str]]
 _REQUIRED = ("prompt", "chosen", "rejected")
 
 
@@ -153,71 +155,32 @@ def completion_text(value: Any, field: str = "completion") -> str:
     raise DataError(f"{field} must be a string or a list of assistant messages")
 
 
-def _fallback_chat(messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
-    return text + ("assistant: " if add_generation_prompt else "")
-
-
-def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
-    """Prompt text the model continues: the chat template with a generation prompt for
-    messages, the string itself otherwise."""
-    if isinstance(prompt, str):
-        return prompt
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-    return _fallback_chat(prompt, add_generation_prompt=True)
-
-
-def render_completion(tokenizer: Any, prompt: Prompt, completion: str) -> str:
-    """The text that follows ``render_prompt`` for this completion.
-
-    For messages it is what the chat template writes for the assistant turn (end-of-turn token
-    included, trailing whitespace dropped); for a string prompt it is the completion itself.
-    """
-    if isinstance(prompt, str):
-        return completion
-    head = render_prompt(tokenizer, prompt)
-    turn = [*prompt, {"role": "assistant", "content": completion}]
-    if getattr(tokenizer, "chat_template", None):
-        full = tokenizer.apply_chat_template(turn, tokenize=False)
-    else:
-        full = _fallback_chat(turn, add_generation_prompt=False)
-    if full.startswith(head):
-        return full[len(head) :].rstrip()
-    return completion
-
-
-def render_pair(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
+def render_pair(tokenizer: Any, row: dict[str, Any], prompt_format: str = "auto") -> dict[str, Any]:
     """``{"prompt", "chosen", "rejected", "margin"}`` as text: prompt + chosen is the full
-    chosen sequence the model sees."""
+    chosen sequence the model sees (``training.chat`` renders it)."""
     prompt = row["prompt"]
     return {
-        "prompt": render_prompt(tokenizer, prompt),
-        "chosen": render_completion(tokenizer, prompt, completion_text(row["chosen"])),
-        "rejected": render_completion(tokenizer, prompt, completion_text(row["rejected"])),
+        "prompt": render_prompt(tokenizer, prompt, prompt_format),
+        "chosen": render_completion(
+            tokenizer, prompt, completion_text(row["chosen"]), prompt_format
+        ),
+        "rejected": render_completion(
+            tokenizer, prompt, completion_text(row["rejected"]), prompt_format
+        ),
         "margin": float(row.get("margin", 0.0)),
     }
 
 
 def encode_prompts(
-    tokenizer: Any, prompts: list[Prompt], max_length: int | None, device: Any
+    tokenizer: Any,
+    prompts: list[Prompt],
+    max_length: int | None,
+    device: Any,
+    prompt_format: str = "auto",
 ) -> Any:
-    """Left-padded prompt ids, left-truncated to ``max_length`` when given. Messages get the
-    chat template (which holds its own special tokens); plain strings get the tokenizer's."""
-    side = tokenizer.truncation_side
-    tokenizer.truncation_side = "left"
-    try:
-        ids = [
-            tokenizer(
-                render_prompt(tokenizer, p),
-                add_special_tokens=isinstance(p, str),
-                truncation=max_length is not None,
-                max_length=max_length,
-            )["input_ids"]
-            for p in prompts
-        ]
-    finally:
-        tokenizer.truncation_side = side
+    """Left-padded prompt ids (``training.chat.prompt_ids``: one BOS, plain strings as a user
+    turn under a chat template), left-truncated to ``max_length`` when given."""
+    ids = [prompt_ids(tokenizer, p, prompt_format, max_length) for p in prompts]
     padded = tokenizer.pad(
         {"input_ids": ids}, padding=True, padding_side="left", return_tensors="pt"
     )

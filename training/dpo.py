@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from training.chat import tokenizer_text
 from training.config import DPORunConfig
 from training.data import render_pair, split_by_prompt
 from training.runtime import Callbacks, RunResult
@@ -26,11 +27,14 @@ def _left_cut(tokenizer: Any, text: str, budget: int) -> str:
 def dpo_examples(
     tokenizer: Any, rows: list[dict[str, Any]], config: DPORunConfig
 ) -> list[dict[str, str]]:
-    """Rows -> text ``{"prompt", "chosen", "rejected"}`` (chat template applied)."""
+    """Rows -> text ``{"prompt", "chosen", "rejected"}`` (chat template applied). TRL
+    tokenizes text WITH special tokens, so the prompt is ``training.chat.tokenizer_text``: its
+    ids are then those of ``training.chat.prompt_ids`` (one BOS)."""
     examples = []
     for row in rows:
-        pair = render_pair(tokenizer, row)
-        pair["prompt"] = _left_cut(tokenizer, pair["prompt"], config.max_length // 2)
+        pair = render_pair(tokenizer, row, config.prompt_format)
+        prompt = tokenizer_text(tokenizer, pair["prompt"])
+        pair["prompt"] = _left_cut(tokenizer, prompt, config.max_length // 2)
         examples.append({k: pair[k] for k in ("prompt", "chosen", "rejected")})
     return examples
 

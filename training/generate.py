@@ -26,6 +26,20 @@ from training.data import encode_prompts, load_prompts
 from training.runtime import ADAPTER_DIR, Callbacks, Cancelled, RunRecorder, RunResult
 
 COMPLETIONS_FILE = "completions.jsonl"
+RESAMPLES = 3  # tries to replace an empty completion before reporting the prompt
+
+
+class EmptyCompletionsError(ValueError):
+    """Some prompts still had empty completions after resampling; the file was written."""
+
+    def __init__(self, prompt_ids: list[Any], out_file: Path) -> None:
+        self.prompt_ids = prompt_ids
+        shown = ", ".join(map(str, prompt_ids[:20])) + (" ..." if len(prompt_ids) > 20 else "")
+        super().__init__(
+            f"{len(prompt_ids)} prompt(s) still have an empty completion after {RESAMPLES} "
+            f"resamples (prompt ids: {shown}); {out_file} was written with them empty. Check "
+            "prompt_format (a chat model needs its chat template) and max_new_tokens"
+        )
 
 
 @dataclass
@@ -82,44 +96,65 @@ def sampling_settings(config: GenerateRunConfig) -> dict[str, Any]:
         "max_new_tokens": config.max_new_tokens,
         "seed": config.seed,
         "mix_base": config.mix_base,
+        "prompt_format": config.prompt_format,
     }
 
 
 def _sample_texts(
     sampler: Sampler, prompts: list[Any], config: GenerateRunConfig, use_adapter: bool
 ) -> list[list[str]]:
-    """n texts per prompt from the adapter (or from the base when ``use_adapter`` is false)."""
+    """n texts per prompt from the adapter (or from the base when ``use_adapter`` is false),
+    each cut at its first stop token (EOS, generation config EOS ids, end-of-turn)."""
     import contextlib
 
     import torch
-    from transformers import GenerationConfig
 
-    from training.ppo_math import response_mask
+    from training.chat import base_of, own_generation_defaults, sampling_config, stop_token_ids
+    from training.ppo_rollout import stop_mask
 
     tok = sampler.tokenizer
-    batch = encode_prompts(tok, prompts, None, sampler.model.device)
-    generation = GenerationConfig(
-        do_sample=True,
-        num_return_sequences=config.n,
-        max_new_tokens=config.max_new_tokens,
+    batch = encode_prompts(tok, prompts, None, sampler.model.device, config.prompt_format)
+    stops = stop_token_ids(tok, base_of(sampler.model).generation_config)
+    generation = sampling_config(
+        stops,
+        tok.pad_token_id,
+        config.max_new_tokens,
         temperature=config.temperature,
-        top_p=config.top_p,
         top_k=config.top_k,
+        top_p=config.top_p,
         repetition_penalty=config.repetition_penalty,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
+        num_return_sequences=config.n,
     )
     switch_off = sampler.adapter_name is not None and not use_adapter
     context = sampler.model.disable_adapter() if switch_off else contextlib.nullcontext()
-    with torch.no_grad(), context:
+    with torch.no_grad(), context, own_generation_defaults(sampler.model):
         out = sampler.model.generate(**batch, generation_config=generation)
     response = out[:, batch["input_ids"].shape[1] :]
-    mask = response_mask(response, tok.eos_token_id).bool()
+    mask = stop_mask(response, stops).bool()
     texts = [
         tok.decode(r[m], skip_special_tokens=True).strip()
         for r, m in zip(response, mask, strict=True)
     ]
     return [texts[i * config.n : (i + 1) * config.n] for i in range(len(prompts))]
+
+
+def _fill_empty(
+    sampler: Sampler,
+    prompts: list[Any],
+    samples: list[list[str]],
+    config: GenerateRunConfig,
+    use_adapter: bool,
+) -> None:
+    """Resample (up to ``RESAMPLES`` times) the prompts that got an empty completion and put
+    non-empty texts in the empty slots, in place."""
+    for _ in range(RESAMPLES):
+        todo = [i for i, texts in enumerate(samples) if "" in texts]
+        if not todo:
+            return
+        again = _sample_texts(sampler, [prompts[i] for i in todo], config, use_adapter)
+        for i, fresh in zip(todo, again, strict=True):
+            spare = [t for t in fresh if t]
+            samples[i] = [t or (spare.pop() if spare else "") for t in samples[i]]
 
 
 def generate_rows(
@@ -141,11 +176,12 @@ def generate_rows(
         chunk = prompts[start : start + config.batch_size]
         texts = [p["prompt"] for p in chunk]
         own = sampler.adapter_name or sampler.base_name
-        sources = [(own, _sample_texts(sampler, texts, config, use_adapter=True))]
-        if config.mix_base:
-            sources.append(
-                (sampler.base_name, _sample_texts(sampler, texts, config, use_adapter=False))
-            )
+        names = [(own, True)] + ([(sampler.base_name, False)] if config.mix_base else [])
+        sources = []
+        for name, use_adapter in names:
+            samples = _sample_texts(sampler, texts, config, use_adapter)
+            _fill_empty(sampler, texts, samples, config, use_adapter)
+            sources.append((name, samples))
         rows = []
         for i, prompt in enumerate(chunk):
             pool = [(name, text) for name, samples in sources for text in samples[i]]
@@ -175,19 +211,24 @@ def generate_to_file(
     recorder: RunRecorder | None = None,
 ) -> int:
     """Write the import JSONL; return the number of prompts. With a recorder, log progress
-    after each batch and stop (raising Cancelled) when asked."""
+    after each batch and stop (raising Cancelled) when asked. Raises EmptyCompletionsError,
+    after writing the whole file, when some completion stayed empty after resampling."""
     prompts = load_prompts(prompts_file)
     sampler = load_sampler(model, adapter, config)
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    done = 0
+    done, empty = 0, []
     with Path(out_file).open("w", encoding="utf-8") as handle:
         for step, rows in enumerate(generate_rows(sampler, prompts, config), start=1):
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                if any(not c["text"] for c in row["completions"]):
+                    empty.append(row["id"])
             done += len(rows)
             progress = {"prompts_done": done, "prompts_total": len(prompts)}
             if recorder is not None and recorder.log(step, progress):
                 raise Cancelled(f"generation stopped after {done} prompts on request")
+    if empty:
+        raise EmptyCompletionsError(empty, Path(out_file))
     return done
 
 

@@ -19,17 +19,20 @@ from typing import Any
 
 import torch
 
-from training.config import PPORunConfig
+from training.config import ConfigError, PPORunConfig
 from training.data import Prompt
 from training.ppo_math import (
     KLController,
+    RunningMoments,
     clipped_policy_loss,
     clipped_value_loss,
     entropy_from_logits,
     logprobs_from_logits,
     masked_mean,
+    shape_scores,
 )
-from training.ppo_models import PolicyValueModel, SharedBaseReward, same_base
+from training.ppo_models import PolicyValueModel, SharedBaseReward
+from training.ppo_reward import build_reward_fn
 from training.ppo_rollout import RewardFn, Rollout, collect_rollout, response_logits
 from training.runtime import Callbacks, Cancelled, RunRecorder, RunResult, resolve_precision
 
@@ -43,6 +46,29 @@ UPDATE_STATS = (
 )
 
 
+class ScoreShaping:
+    """The config's score shaping (``ppo_math.shape_scores``) with its running statistics,
+    taken over every process's scores."""
+
+    def __init__(self, config: PPORunConfig, accelerator: Any) -> None:
+        self.config, self.accelerator = config, accelerator
+        self.moments = RunningMoments() if config.normalize_reward else None
+
+    def __call__(self, scores: torch.Tensor, ended: torch.Tensor) -> torch.Tensor:
+        everyone = None
+        if self.moments is not None and self.accelerator.num_processes > 1:
+            everyone = self.accelerator.gather(scores)
+        config = self.config
+        return shape_scores(
+            scores,
+            ended,
+            config.missing_eos_penalty,
+            self.moments,
+            config.reward_clip_range,
+            everyone,
+        )
+
+
 @dataclass
 class PPOSetup:
     """What the loop needs, built once."""
@@ -52,6 +78,8 @@ class PPOSetup:
     reward_fn: RewardFn
     optimizer: torch.optim.Optimizer
     accelerator: Any
+    shaping: ScoreShaping
+    notes: str = ""  # for the run's README (e.g. a reward model that could not share the base)
 
 
 def _micro_step(
@@ -96,7 +124,16 @@ def _optimizer_step(setup: PPOSetup, config: PPORunConfig) -> None:
 
 
 def ppo_update(setup: PPOSetup, rollout: Rollout, config: PPORunConfig) -> dict[str, float]:
-    """``ppo_epochs`` passes over the rollout in minibatches; returns mean update statistics."""
+    """``ppo_epochs`` passes over the rollout in minibatches, in train mode (dropout is off,
+    so only gradient checkpointing differs); returns mean update statistics."""
+    setup.model.train()
+    try:
+        return _update_passes(setup, rollout, config)
+    finally:
+        setup.model.eval()
+
+
+def _update_passes(setup: PPOSetup, rollout: Rollout, config: PPORunConfig) -> dict[str, float]:
     size = rollout.response_ids.shape[0]
     micro = config.mini_batch_size // config.gradient_accumulation_steps
     totals = dict.fromkeys(UPDATE_STATS, 0.0)
@@ -121,9 +158,14 @@ def _display(prompt: Prompt) -> str:
 def _step_metrics(
     setup: PPOSetup, rollout: Rollout, update: dict[str, float], kl_coef: float
 ) -> dict[str, float]:
+    raw = rollout.scores if rollout.raw_scores is None else rollout.raw_scores
     local = {
-        "reward": rollout.scores.mean().item(),
-        "reward_std": rollout.scores.std().item() if rollout.scores.numel() > 1 else 0.0,
+        "reward": raw.mean().item(),  # the reward model's; reward_shaped: what PPO optimises
+        "reward_std": raw.std().item() if raw.numel() > 1 else 0.0,
+        "reward_shaped": rollout.scores.mean().item(),
+        "ended_fraction": (
+            rollout.ended.float().mean().item() if rollout.ended is not None else float("nan")
+        ),
         "kl": rollout.kl.sum(1).mean().item(),
         "response_length": rollout.mask.sum(1).mean().item(),
         **update,
@@ -135,11 +177,36 @@ def _step_metrics(
     return {**local, "kl_coef": kl_coef}
 
 
+def _reward_and_value(
+    model: PolicyValueModel,
+    model_name: str,
+    config: PPORunConfig,
+    reward: Path | RewardFn,
+    accelerator: Any,
+    dtype: Any,
+) -> tuple[RewardFn, str]:
+    """The reward function (and a README note), then the value function's start."""
+    reward_fn, notes = reward, ""
+    if not callable(reward):
+        reward_fn, notes = build_reward_fn(
+            model, model_name, reward, accelerator.device, dtype, config.reward_batch_size
+        )
+    if config.value_init == "reward":
+        if not isinstance(reward_fn, SharedBaseReward):
+            raise ConfigError(
+                "value_init",
+                "value_init 'reward' starts the value function from the reward model, which "
+                "needs a reward run folder trained with LoRA only on this same base"
+                + (f" ({notes})" if notes else ""),
+            )
+        model.init_value_from_reward()
+    return reward_fn, notes
+
+
 def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PPOSetup:
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.reward_model import RewardScorer
     from training.trl_common import lora_config
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
@@ -154,15 +221,10 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         lora_config(config, "CAUSAL_LM"),
         lora_config(config, "CAUSAL_LM", r=config.value_lora_r),
     )
-    model.to(accelerator.device).eval()  # no dropout: rollout and update see the same policy
-    if callable(reward):
-        reward_fn = reward
-    elif same_base(reward, model_name) and model.attach_reward(reward):
-        reward_fn = SharedBaseReward(model, reward, config.reward_batch_size)
-    else:
-        reward_fn = RewardScorer(
-            reward, device=accelerator.device, batch_size=config.reward_batch_size, dtype=dtype
-        )
+    model.to(accelerator.device).eval()  # rollouts in eval mode; updates in train mode
+    if config.gradient_checkpointing:
+        model.enable_checkpointing()
+    reward_fn, notes = _reward_and_value(model, model_name, config, reward, accelerator, dtype)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.adapter_parameters("default")},
@@ -170,7 +232,9 @@ def _build(model_name: str, config: PPORunConfig, reward: Path | RewardFn) -> PP
         ],
         lr=config.learning_rate,
     )
-    return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator)
+    model.disable_dropout()  # train mode = eval mode: the update sees the rollout's policy
+    shaping = ScoreShaping(config, accelerator)
+    return PPOSetup(model, tokenizer, reward_fn, optimizer, accelerator, shaping, notes)
 
 
 def train_ppo(
@@ -196,7 +260,7 @@ def train_ppo(
     for step in range(1, config.max_steps + 1):
         batch = [pool[rng.randrange(len(pool))] for _ in range(config.rollout_batch_size)]
         rollout = collect_rollout(
-            setup.model, setup.tokenizer, batch, setup.reward_fn, kl.value, config
+            setup.model, setup.tokenizer, batch, setup.reward_fn, kl.value, config, setup.shaping
         )
         metrics = _step_metrics(setup, rollout, ppo_update(setup, rollout, config), kl.value)
         kl.update(metrics["kl"], config.rollout_batch_size * setup.accelerator.num_processes)
@@ -207,7 +271,7 @@ def train_ppo(
             samples = [
                 {"prompt": _display(p), "completion": c, "reward": s}
                 for p, c, s in zip(
-                    rollout.prompts, rollout.completions, rollout.scores.tolist(), strict=True
+                    rollout.prompts, rollout.completions, rollout.raw_scores.tolist(), strict=True
                 )
             ]
             samples = samples[: config.num_samples]
@@ -216,4 +280,6 @@ def train_ppo(
     artifact = recorder.adapter_dir
     if recorder.main:
         artifact = setup.model.save(out, setup.tokenizer)
-    return recorder.finish(dict(recorder.last_metrics), config.max_steps, artifact)
+    return recorder.finish(
+        dict(recorder.last_metrics), config.max_steps, artifact, notes=setup.notes
+    )

@@ -10,6 +10,7 @@ KL coefficient).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,16 @@ def response_mask(tokens: torch.Tensor, eos_token_id: int | None) -> torch.Tenso
     is_eos = (tokens == eos_token_id).long()
     after_first_eos = (torch.cumsum(is_eos, dim=1) - is_eos) > 0
     return (~after_first_eos).float()
+
+
+def ended_with_stop(tokens: torch.Tensor, mask: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
+    """(B,) bool: whether each response's last real token is a stop token; False means it hit
+    the length limit without one (``mask`` runs through the first stop token)."""
+    if not stop_ids:
+        return torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    lengths = mask.sum(1).long()
+    last = tokens.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+    return torch.isin(last, torch.tensor(stop_ids, device=tokens.device)) & (lengths > 0)
 
 
 def kl_penalized_rewards(
@@ -141,3 +152,58 @@ class KLController:
             return
         error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
         self.value *= 1.0 + error * n_steps / self.horizon
+
+
+@dataclass
+class RunningMoments:
+    """Mean and standard deviation of every score seen so far (Chan et al.'s parallel update,
+    as TRL's ``RunningMoments`` and OpenRLHF's running reward normalisation)."""
+
+    mean: float = 0.0
+    var: float = 0.0  # population variance
+    count: int = 0
+
+    def update(self, values: torch.Tensor) -> None:
+        values = values.detach().double().flatten()
+        n = values.numel()
+        if n == 0:
+            return
+        batch_mean, batch_var = values.mean().item(), values.var(unbiased=False).item()
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.var = (
+            self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        ) / total
+        self.mean += delta * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """Unbiased standard deviation (1 before two values are seen)."""
+        if self.count < 2:
+            return 1.0
+        return math.sqrt(self.var * self.count / (self.count - 1))
+
+
+def shape_scores(
+    scores: torch.Tensor,
+    ended: torch.Tensor,
+    missing_eos_penalty: float | None = None,
+    moments: RunningMoments | None = None,
+    clip_range: list[float] | None = None,
+    all_scores: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The sequence scores PPO optimises, from the reward model's: with ``moments``,
+    ``(score - running mean) / running std`` (the statistics first take in this batch, or
+    ``all_scores``: every process's batch); then
+    ``missing_eos_penalty`` subtracted where ``ended`` is false (the response hit the length
+    limit without a stop token, TRL's rule); then clamped to ``clip_range`` [low, high]."""
+    shaped = scores.float()
+    if moments is not None:
+        moments.update(shaped if all_scores is None else all_scores)
+        shaped = (shaped - moments.mean) / (moments.std + 1e-8)
+    if missing_eos_penalty:
+        shaped = shaped - missing_eos_penalty * (~ended.bool()).float()
+    if clip_range is not None:
+        shaped = shaped.clamp(clip_range[0], clip_range[1])
+    return shaped

@@ -9,9 +9,11 @@ from typing import Any
 
 import torch
 
+from training.chat import base_of, own_generation_defaults, sampling_config, stop_token_ids
 from training.config import PPORunConfig
 from training.data import Prompt, encode_prompts
 from training.ppo_math import (
+    ended_with_stop,
     gae,
     kl_penalized_rewards,
     logprobs_from_logits,
@@ -21,6 +23,7 @@ from training.ppo_math import (
 from training.ppo_models import PolicyValueModel
 
 RewardFn = Callable[[list[Prompt], list[str]], list[float]]
+ScoreShaper = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (scores, ended) -> scores
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Rollout:
     query_ids: torch.Tensor  # (B, Lq) left-padded
     query_mask: torch.Tensor
     response_ids: torch.Tensor
-    mask: torch.Tensor  # real response tokens (through the first EOS)
+    mask: torch.Tensor  # real response tokens (through the first stop token)
     logprobs: torch.Tensor
     ref_logprobs: torch.Tensor
     values: torch.Tensor
@@ -40,6 +43,8 @@ class Rollout:
     returns: torch.Tensor
     prompts: list[Prompt]
     completions: list[str]
+    raw_scores: torch.Tensor | None = None  # the reward function's, before ``shape``
+    ended: torch.Tensor | None = None  # (B,) bool: the response ended with a stop token
 
     def full(self, rows: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask) of query + response for the given rows."""
@@ -53,26 +58,49 @@ def response_logits(logits: torch.Tensor, query_length: int, temperature: float)
     return logits[:, query_length - 1 : -1] / temperature
 
 
-def _sample(
-    model: PolicyValueModel, tokenizer: Any, batch: dict[str, torch.Tensor], config: PPORunConfig
-) -> torch.Tensor:
-    from transformers import GenerationConfig
+def stop_mask(response: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
+    """1 for tokens up to and including the first stop token (any of ``stop_ids``), else 0."""
+    if not stop_ids:
+        return response_mask(response, None)
+    stops = torch.tensor(stop_ids, device=response.device)
+    unified = response.masked_fill(torch.isin(response, stops), stop_ids[0])
+    return response_mask(unified, stop_ids[0])
 
-    generation = GenerationConfig(
-        do_sample=True,
-        max_new_tokens=config.max_new_tokens,
+
+def rollout_generation_config(tokenizer: Any, stop_ids: list[int], config: PPORunConfig) -> Any:
+    """Sampling = the distribution PPO's log-probs use: softmax(logits / temperature), with
+    ``top_k``/``top_p`` from the config (neutral by default) and every other processor neutral;
+    nothing comes from the model's generation_config.json."""
+    return sampling_config(
+        stop_ids,
+        tokenizer.pad_token_id,
+        config.max_new_tokens,
         temperature=config.temperature,
         top_k=config.top_k,
         top_p=config.top_p,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
     )
-    out = model.generate(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        generation_config=generation,
-    )
+
+
+def _sample(
+    model: PolicyValueModel,
+    tokenizer: Any,
+    batch: dict[str, torch.Tensor],
+    config: PPORunConfig,
+    stop_ids: list[int],
+) -> torch.Tensor:
+    generation = rollout_generation_config(tokenizer, stop_ids, config)
+    with own_generation_defaults(model.peft):
+        out = model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            generation_config=generation,
+        )
     return out[:, batch["input_ids"].shape[1] :]
+
+
+def rollout_stop_ids(model: PolicyValueModel, tokenizer: Any) -> list[int]:
+    """The policy's stop ids (see ``training.chat.stop_token_ids``)."""
+    return stop_token_ids(tokenizer, base_of(model.peft).generation_config)
 
 
 @torch.no_grad()
@@ -97,13 +125,19 @@ def collect_rollout(
     reward_fn: RewardFn,
     kl_coef: float,
     config: PPORunConfig,
+    shape: ScoreShaper | None = None,
 ) -> Rollout:
-    """Sample, score and evaluate one batch of prompts; compute advantages and returns."""
+    """Sample, score and evaluate one batch of prompts; compute advantages and returns.
+    ``shape`` turns the reward function's scores into the ones optimised (see
+    ``ppo_math.shape_scores``), knowing which responses ended with a stop token."""
     device = model.value_head.weight.device
-    batch = encode_prompts(tokenizer, prompts, config.max_prompt_length, device)
+    batch = encode_prompts(
+        tokenizer, prompts, config.max_prompt_length, device, config.prompt_format
+    )
+    stop_ids = rollout_stop_ids(model, tokenizer)
     with torch.no_grad():
-        response = _sample(model, tokenizer, batch, config)
-    mask = response_mask(response, tokenizer.eos_token_id)
+        response = _sample(model, tokenizer, batch, config, stop_ids)
+    mask = stop_mask(response, stop_ids)
     query_length = batch["input_ids"].shape[1]
     ids = torch.cat([batch["input_ids"], response], dim=1)
     attention = torch.cat([batch["attention_mask"], mask.long()], dim=1)
@@ -119,7 +153,9 @@ def collect_rollout(
         tokenizer.decode(r[m.bool()], skip_special_tokens=True).strip()
         for r, m in zip(response, mask, strict=True)
     ]
-    scores = torch.tensor(reward_fn(prompts, completions), dtype=torch.float32, device=device)
+    raw = torch.tensor(reward_fn(prompts, completions), dtype=torch.float32, device=device)
+    ended = ended_with_stop(response, mask, stop_ids)
+    scores = raw if shape is None else shape(raw, ended)
     rewards, kl = kl_penalized_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)
     if config.whiten_rewards:
         rewards = masked_whiten(rewards, mask, shift_mean=False)
@@ -138,4 +174,6 @@ def collect_rollout(
         returns=returns,
         prompts=prompts,
         completions=completions,
+        raw_scores=raw,
+        ended=ended,
     )

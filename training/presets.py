@@ -75,6 +75,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "lora_r": 16,
             "lora_alpha": 32,
             "value_lora_r": 8,
+            "gradient_checkpointing": True,
             "precision": "bf16",
         },
         "generate": {"batch_size": 4, "max_new_tokens": 256, "precision": "bf16"},

@@ -1,8 +1,12 @@
 """Reward model: TRL ``RewardTrainer`` with a LoRA adapter (SEQ_CLS) on any HF backbone.
 
 Bradley–Terry loss ``-log σ(r_chosen - r_rejected [- margin])``; the score head is trained in
-full (PEFT's ``modules_to_save``). Pairs are tokenized here (left-truncated, see
-``reward_model.encode_for_reward``) so encoders without EOS (BERT) and long pairs work.
+full (PEFT's ``modules_to_save``). ``full_finetune`` trains every weight instead (no LoRA; the
+run's ``adapter/`` folder then holds the whole model). ``dev_fraction`` carves a dev split from
+the training prompts: the weights of its best evaluation are kept (``early_stopping_patience``
+stops early), see ``reward_best``; the held-out split is evaluated once, at the end. Pairs are
+tokenized here (left-truncated, see ``reward_model.encode_for_reward``) so encoders without EOS
+(BERT) and long pairs work.
 Held-out pairwise accuracy and mean margin come out as ``eval_accuracy`` / ``eval_margin``.
 """
 
@@ -23,7 +27,7 @@ def tokenize_pairs(
     """Rows -> ``{"chosen_ids", "rejected_ids"[, "margin"]}`` as RewardTrainer takes them."""
     examples = []
     for row in rows:
-        pair = render_pair(tokenizer, row)
+        pair = render_pair(tokenizer, row, config.prompt_format)
         example = {
             "chosen_ids": encode_for_reward(
                 tokenizer, pair["prompt"] + pair["chosen"], config.max_length
@@ -75,6 +79,31 @@ def top_layer_linears(model: Any, count: int) -> list[str]:
     ]
 
 
+def _datasets(export: ExportData, tokenizer: Any, config: RewardRunConfig) -> tuple[Any, ...]:
+    """(train, dev, held-out) datasets; dev (None unless ``dev_fraction``) comes from train."""
+    from datasets import Dataset
+
+    def tokenized(rows: list[dict[str, Any]]) -> Any:
+        return Dataset.from_list(tokenize_pairs(tokenizer, rows, config)) if rows else None
+
+    train_rows, eval_rows = split_by_prompt(export.rows, config.eval_fraction, config.seed)
+    train_rows, dev_rows = split_by_prompt(train_rows, config.dev_fraction, config.seed)
+    return tokenized(train_rows), tokenized(dev_rows), tokenized(eval_rows)
+
+
+def _peft_config(model: Any, config: RewardRunConfig) -> Any:
+    """LoRA (SEQ_CLS) from the config; None when every weight is trained (``full_finetune``)."""
+    from training.trl_common import lora_config
+
+    if config.full_finetune:
+        return None
+    peft_config = lora_config(config, "SEQ_CLS")
+    peft_config.modules_to_save = list(config.modules_to_save) or None
+    if config.lora_layers is not None:
+        peft_config.target_modules = top_layer_linears(model, config.lora_layers)
+    return peft_config
+
+
 def _build_trainer(
     model: Any,
     tokenizer: Any,
@@ -82,35 +111,35 @@ def _build_trainer(
     config: RewardRunConfig,
     out: Path,
     use_bf16: bool,
-    callbacks: list[Any],
+    bridge: Any,
 ) -> Any:
-    from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from training.trl_common import lora_config, trainer_arguments
+    from training.trl_common import trainer_arguments
 
-    train_rows, eval_rows = split_by_prompt(export.rows, config.eval_fraction, config.seed)
-    train_set = Dataset.from_list(tokenize_pairs(tokenizer, train_rows, config))
-    eval_set = (
-        Dataset.from_list(tokenize_pairs(tokenizer, eval_rows, config)) if eval_rows else None
-    )
+    train_set, dev_set, eval_set = _datasets(export, tokenizer, config)
+    callbacks, selector = [bridge], None
+    if dev_set is not None:  # evaluate dev while training, the held-out split once at the end
+        from training.reward_best import KeepBestOnDev
+
+        selector = KeepBestOnDev(config.early_stopping_patience, eval_set, bridge.recorder.log)
+        callbacks.insert(0, selector)  # renames the dev metrics before the bridge records them
     args = RewardConfig(
-        **trainer_arguments(config, out, use_bf16, eval_set is not None),
+        **trainer_arguments(config, out, use_bf16, (dev_set or eval_set) is not None),
         center_rewards_coefficient=config.center_rewards_coefficient,
     )
-    peft_config = lora_config(config, "SEQ_CLS")
-    peft_config.modules_to_save = list(config.modules_to_save) or None
-    if config.lora_layers is not None:
-        peft_config.target_modules = top_layer_linears(model, config.lora_layers)
-    return RewardTrainer(
+    trainer = RewardTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
-        eval_dataset=eval_set,
+        eval_dataset={"dev": dev_set} if selector else eval_set,
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=_peft_config(model, config),
         callbacks=callbacks,
     )
+    if selector is not None:
+        selector.trainer = trainer
+    return trainer
 
 
 def train_reward(
@@ -122,5 +151,5 @@ def train_reward(
     export, dtype, use_bf16, recorder = start_run("reward", data, model, out, config, callbacks)
     backbone, tokenizer = load_backbone(model, dtype)
     bridge = RecorderBridge(recorder)
-    trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, [bridge])
+    trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, bridge)
     return fit_and_save(trainer, recorder, bridge)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.families import FAMILIES
 from training.tiny import MARKER, WORDS, build_tiny_causal_lm, make_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -163,3 +164,17 @@ def marker_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_export(tmp_path_factory.mktemp("export-small"), marker_rows(6))
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory: pytest.TempPathFactory):
+    """``family_model(name) -> folder`` of a tiny model of that family (``FAMILIES``: llama3,
+    gemma, qwen25, mistral), built once per session."""
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = FAMILIES[name].build(tmp_path_factory.mktemp(f"family-{name}"))
+        return built[name]
+
+    return get

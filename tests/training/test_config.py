@@ -7,6 +7,7 @@ import pytest
 
 from training.config import (
     PRESETS,
+    ConfigError,
     DPORunConfig,
     GenerateRunConfig,
     PPORunConfig,
@@ -59,16 +60,57 @@ def test_every_preset_builds(kind, preset):
         ("generate", {"n": 1}, "n"),
         ("generate", {"n": 5, "mix_base": True}, "n"),
         ("generate", {"temperature": 0}, "temperature"),
+        # options TRL would ignore or reject only once the trainer is built
+        ("dpo", {"label_smoothing": 0.1}, "label_smoothing"),  # sigmoid ignores it
+        ("dpo", {"loss_type": "ipo", "label_smoothing": 0.1}, "label_smoothing"),
+        ("dpo", {"loss_type": "exo_pair"}, "label_smoothing"),  # TRL refuses 0
+        ("dpo", {"lora_target_modules": ["q_proj", "lm_head"]}, "lora_target_modules"),
+        ("reward", {"margin_scale": 2.0}, "margin_scale"),  # without use_margin: unused
+        ("reward", {"eval_steps": 5, "eval_fraction": 0.0}, "eval_steps"),
+        # PPO log-probs use the full softmax: no truncated sampling
+        ("ppo", {"top_k": 50}, "top_k"),
+        ("ppo", {"top_p": 0.9}, "top_p"),
+        ("ppo", {"missing_eos_penalty": -1.0}, "missing_eos_penalty"),
+        ("ppo", {"reward_clip_range": [2.0, -2.0]}, "reward_clip_range"),
+        ("ppo", {"reward_clip_range": [1.0]}, "reward_clip_range"),
+        ("ppo", {"value_init": "critic"}, "value_init"),
     ],
 )
 def test_bad_values_raise_naming_the_field(kind, overrides, field):
-    with pytest.raises(ValueError, match="^" + re.escape(field) + " "):
+    with pytest.raises(ConfigError, match="^" + re.escape(field) + " ") as caught:
         build_config(kind, overrides=overrides)
+    assert caught.value.field == field.split("[")[0]
+    assert isinstance(caught.value, ValueError)  # old callers catch ValueError
+
+
+def test_options_that_trl_uses_are_accepted():
+    assert build_config("dpo", overrides={"loss_type": "robust", "label_smoothing": 0.1})
+    assert build_config("dpo", overrides={"loss_type": "exo_pair", "label_smoothing": 1e-3})
+    assert build_config("reward", overrides={"use_margin": True, "margin_scale": 2.0})
+    ppo = build_config(
+        "ppo",
+        overrides={
+            "missing_eos_penalty": 1.0,
+            "normalize_reward": True,
+            "reward_clip_range": [-5, 5],
+            "value_init": "reward",
+        },
+    )
+    assert ppo.reward_clip_range == [-5.0, 5.0]
+
+
+def test_7b_preset_checkpoints_gradients_in_every_trained_kind():
+    for kind in ("reward", "dpo", "ppo"):
+        assert build_config(kind, preset="7b-24gb").gradient_checkpointing is True
 
 
 def test_unknown_field_kind_preset_and_file_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="unknown field.*max_stepz"):
+    with pytest.raises(ValueError, match="unknown field.*max_stepz") as caught:
         build_config("reward", overrides={"max_stepz": 3})
+    assert caught.value.field == "max_stepz"
+    with pytest.raises(ConfigError) as caught:
+        build_config("dpo", preset="huge")
+    assert caught.value.field == "preset"
     with pytest.raises(ValueError, match="unknown field.*beta"):
         build_config("reward", overrides={"beta": 0.1})  # a DPO field, not a reward one
     with pytest.raises(ValueError, match="kind must be one of"):

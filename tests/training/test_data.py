@@ -85,8 +85,23 @@ def test_render_pair_applies_chat_template_to_messages():
     assert pair["prompt"].endswith("<|im_start|>assistant ")
     assert pair["chosen"] == row["chosen"][0]["content"] + "<|im_end|>"
     assert pair["margin"] == 0.5
-    plain = render_pair(tokenizer, marker_rows(1)[0])
-    assert plain["chosen"] == marker_rows(1)[0]["chosen"]
+    plain_row = marker_rows(1)[0]
+    raw = render_pair(tokenizer, plain_row, prompt_format="raw")
+    assert raw["prompt"] == plain_row["prompt"] and raw["chosen"] == plain_row["chosen"]
+
+
+def test_plain_prompt_is_one_user_turn_under_a_chat_template():
+    """Bug (issue 9 §6): a plain-string prompt reached chat models as raw text."""
+    tokenizer = make_tokenizer()
+    row = marker_rows(1)[0]
+    turn = {**row, "prompt": [{"role": "user", "content": row["prompt"]}]}
+    assert render_pair(tokenizer, row) == render_pair(tokenizer, turn)
+    assert render_pair(tokenizer, row, prompt_format="chat")["prompt"].startswith("<|im_start|>")
+    bert = make_tokenizer(bert=True)  # no chat template: auto keeps the text
+    assert render_pair(bert, row)["prompt"] == row["prompt"]
+    assert render_pair(bert, row, "chat")["prompt"] == f"user: {row['prompt']}\nassistant: "
+    with pytest.raises(ValueError, match="prompt_format"):
+        render_pair(tokenizer, row, prompt_format="text")
 
 
 def test_unique_prompts_and_prompt_files(tmp_path):

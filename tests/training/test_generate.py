@@ -114,3 +114,28 @@ def test_generate_errors(tiny_llama, prompts_file, tmp_path):
         training.run("generate", model=str(tiny_llama), out=tmp_path / "g")
     with pytest.raises(ValueError, match="adapter_config.json"):
         resolve_adapter(tmp_path)
+
+
+def test_prompt_format_raw_keeps_plain_text_and_a_bad_value_names_the_field(
+    tiny_llama, tmp_path, monkeypatch, capsys
+):
+    from conftest import Capture
+    from transformers import AutoTokenizer
+
+    from training import generate as generate_module
+    from training.cli import main
+
+    encoded = Capture(monkeypatch, generate_module, "encode_prompts")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "a", "prompt": "tell me about tea"}) + "\n")
+    argv = ["generate", "--model", str(tiny_llama), "--prompts", str(prompts), "-n", "2"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--max-new-tokens", "3", "--out", str(tmp_path / "o.jsonl"),
+              "--prompt-format", "raw"])  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    raw = tokenizer("tell me about tea")["input_ids"]
+    assert exit_info.value.code == 0
+    assert encoded.results[0]["input_ids"][0].tolist() == raw
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "p.jsonl"), "--prompt-format", "text"])
+    assert exit_info.value.code == 2 and "prompt_format" in capsys.readouterr().err

@@ -185,3 +185,31 @@ def test_ppo_through_run_with_reward_run_folder_and_cancel(
     assert len((tmp_path / "c" / "metrics.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="reward is required"):
         training.run("ppo", data=marker_export, model=str(tiny_llama), out=tmp_path / "x")
+
+
+def test_rollout_scores_are_penalised_without_a_stop_token_and_clipped(tiny_llama):
+    from training.ppo import _build
+    from training.ppo_rollout import collect_rollout
+
+    overrides = {**TOY, "max_new_tokens": 3, "missing_eos_penalty": 5.0}
+    config = training.build_config("ppo", overrides={**overrides, "reward_clip_range": [-4, 9]})
+    setup = _build(str(tiny_llama), config, lambda prompts, completions: [1.0] * len(completions))
+    prompts = [p["prompt"] for p in PROMPTS[:4]] * 4
+    rollout = collect_rollout(
+        setup.model, setup.tokenizer, prompts, setup.reward_fn, 0.05, config, setup.shaping
+    )
+    assert rollout.raw_scores.tolist() == [1.0] * 16
+    assert not rollout.ended.all()  # a random tiny model rarely stops within 3 tokens
+    expected = [1.0 if ended else -4.0 for ended in rollout.ended.tolist()]  # 1 - 5, clipped
+    assert rollout.scores.tolist() == expected
+
+
+def test_normalised_rewards_train_and_report_the_raw_reward(tiny_llama, tmp_path):
+    from training.ppo import train_ppo
+
+    overrides = {**TOY, "max_steps": 2, "normalize_reward": True, "max_new_tokens": 4}
+    config = training.build_config("ppo", overrides=overrides)
+    train_ppo(PROMPTS, str(tiny_llama), tmp_path, config, apple_count)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert abs(lines[0]["reward_shaped"]) < 1e-5  # the first batch: centred on its own mean
+    assert all(m["reward"] >= 0 and 0 <= m["ended_fraction"] <= 1 for m in lines)

@@ -7,14 +7,17 @@ import torch
 
 from training.ppo_math import (
     KLController,
+    RunningMoments,
     clipped_policy_loss,
     clipped_value_loss,
+    ended_with_stop,
     entropy_from_logits,
     gae,
     kl_penalized_rewards,
     logprobs_from_logits,
     masked_whiten,
     response_mask,
+    shape_scores,
 )
 
 
@@ -108,3 +111,43 @@ def test_whiten_logprobs_and_entropy():
     assert logprobs_from_logits(logits, torch.tensor([[2]])).item() == pytest.approx(math.log(0.5))
     entropy = -(2 * 0.25 * math.log(0.25) + 0.5 * math.log(0.5))
     assert entropy_from_logits(logits).item() == pytest.approx(entropy)
+
+
+def test_running_moments_equal_the_statistics_of_every_batch_seen():
+    batches = [t(1.0, 2.0, 6.0), t(-3.0), t(0.5, 0.5, 4.0, 10.0)]
+    moments = RunningMoments()
+    for batch in batches:
+        moments.update(batch)
+    everything = torch.cat([b.flatten() for b in batches]).double()
+    assert moments.count == 8
+    assert moments.mean == pytest.approx(everything.mean().item())
+    assert moments.std == pytest.approx(everything.std().item())  # unbiased
+
+
+def test_scores_are_normalised_then_penalised_when_run_on_then_clipped():
+    scores, ended = torch.tensor([1.0, 3.0, 5.0, 7.0]), torch.tensor([True, False, True, False])
+    assert shape_scores(scores, ended).tolist() == [1.0, 3.0, 5.0, 7.0]  # every option off
+    assert shape_scores(scores, ended, missing_eos_penalty=2.0).tolist() == [1, 1, 5, 5]
+    assert shape_scores(scores, ended, clip_range=[2.0, 6.0]).tolist() == [2, 3, 5, 6]
+    moments = RunningMoments()
+    normalised = shape_scores(scores, ended, moments=moments)
+    std = scores.std().item()  # mean 4, unbiased std 2.582
+    assert normalised.tolist() == pytest.approx([(x - 4.0) / std for x in (1, 3, 5, 7)])
+    assert moments.count == 4
+    both = shape_scores(scores, ended, 1.0, RunningMoments(), [-1.0, 1.0])
+    expected = [
+        max(-1.0, min(1.0, (x - 4.0) / std - p))
+        for x, p in zip((1, 3, 5, 7), (0, 1, 0, 1), strict=True)
+    ]
+    assert both.tolist() == pytest.approx(expected)
+    # the statistics come from every process's batch when given
+    gathered = RunningMoments()
+    shape_scores(scores[:2], ended[:2], moments=gathered, all_scores=scores)
+    assert gathered.count == 4 and gathered.mean == pytest.approx(4.0)
+
+
+def test_ended_means_the_last_real_token_is_a_stop_token():
+    tokens = torch.tensor([[5, 6, 2, 0], [5, 6, 7, 8], [5, 9, 8, 3], [2, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1], [1, 0, 0, 0]])
+    assert ended_with_stop(tokens, mask, [2, 3]).tolist() == [True, False, True, True]
+    assert ended_with_stop(tokens, mask, []).tolist() == [False] * 4

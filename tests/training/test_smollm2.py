@@ -89,3 +89,27 @@ def test_reward_dpo_ppo_and_generate_on_smollm2(tmp_path, monkeypatch):
     )
     row = json.loads(gen.artifact.read_text())
     assert sorted(c["model"] for c in row["completions"]) == [model, f"{model}+dpo"]
+
+
+def test_generate_answers_plain_string_prompts_on_smollm2(tmp_path):
+    """Issue 9 bug 6: plain-string prompts reached SmolLM2 as raw text and every completion
+    came back "" (it answers the same question through its chat template)."""
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [
+        {"id": "hot", "prompt": "My house is too hot. What can I do?"},
+        {"id": "joke", "prompt": "Tell me a knock-knock joke."},
+    ]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    gen = training.run(
+        "generate",
+        model=str(SMOLLM2),
+        out=tmp_path / "gen",
+        prompts=prompts,
+        config={"n": 2, "max_new_tokens": 16, "precision": "fp32"},
+    )
+    texts = [
+        c["text"]
+        for line in gen.artifact.read_text().splitlines()
+        for c in json.loads(line)["completions"]
+    ]
+    assert len(texts) == 4 and all(t.strip() for t in texts), texts
