@@ -189,7 +189,7 @@ def test_errors_stop_at_one_hundred(client, db, admin_headers, project):
     body = b"nope\n" * 150
     response = post(client, admin_headers, project.id, body)
     assert len(problems(response)) == 100
-    assert "100+ problem(s)" in response.json()["error"]["message"]
+    assert "(and 99+ more problem(s))" in response.json()["error"]["message"]
 
 
 def test_error_after_a_written_batch_rolls_everything_back(client, db, admin_headers, project):

@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db.models import ProjectStatus, User
-from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from app.domain.errors import DomainError, Forbidden, NotFound, ProjectClosed
 from app.services.policy import is_admin
 from app.services.project_settings import ProjectSettings
 
@@ -46,12 +46,6 @@ MAX_ATTEMPTS = 4
 # Unique indexes a concurrent `next` of the same labeler can make this one violate: the
 # one-active-lease index, or (when both picked the same prompt) UNIQUE(prompt, labeler).
 LEASE_RACES = frozenset({"ix_assignments_one_active_lease", "uq_assignments_prompt_id_labeler_id"})
-
-
-class ProjectClosed(Conflict):
-    """The project is not active (draft, paused or archived): no tasks are handed out."""
-
-    code = "project_closed"
 
 
 @dataclass(frozen=True)

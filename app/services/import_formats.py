@@ -19,7 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from app.services.import_reader import Line, Problem, problem
+from app.domain.errors import detail
+from app.services.import_reader import Line, Problem
 from app.services.import_rows import (
     MAX_COMPLETIONS,
     MIN_COMPLETIONS,
@@ -73,7 +74,7 @@ def _objects(lines: Iterator[Line]) -> Iterator[tuple[int, dict[str, Any]] | Pro
         elif line.text.strip():
             parsed = _json_object(line)
             if isinstance(parsed, str):
-                yield problem(line.number, "json", parsed)
+                yield detail("json", parsed, line.number)
             else:
                 yield line.number, parsed
 
@@ -86,7 +87,7 @@ def parse_jsonl(lines: Iterator[Line]) -> Iterator[Parsed]:
         number, obj = item
         if "completions" not in obj and {"chosen", "rejected"} <= obj.keys():
             message = "this looks like a preference pair: import the file with format=pairs"
-            yield [problem(number, "completions", message)]
+            yield [detail("completions", message, number)]
         else:
             yield check_row(obj, number)
 
@@ -105,7 +106,7 @@ def _hh_split(c: Checker, chosen: str, rejected: str) -> tuple[str, str, str] | 
     shared = os.path.commonprefix([chosen, rejected])
     cut = shared.rfind(HH_ASSISTANT)
     if cut < 0:
-        c.fail(
+        c.add(
             "chosen",
             "no shared '\\n\\nHuman: … \\n\\nAssistant:' conversation before the two replies; "
             "give a 'prompt' field",
@@ -123,7 +124,7 @@ def _messages_split(
     while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
         shared += 1
     if shared == 0:
-        c.fail("chosen", "chosen and rejected share no leading messages; give a 'prompt' field")
+        c.add("chosen", "chosen and rejected share no leading messages; give a 'prompt' field")
         return None
     prompt = c.prompt(chosen[:shared])
     replies = [
@@ -141,11 +142,11 @@ def _reply_text(c: Checker, value: Any, name: str) -> str | None:
         return c.text(value, name)
     if isinstance(value, list):
         if not value:
-            c.fail(name, "has no reply after the shared messages")
+            c.add(name, "has no reply after the shared messages")
             return None
         messages = c.prompt(value, name)
         return None if messages is None else "\n\n".join(m["content"] for m in messages)
-    c.fail(name, f"must be a string or a list of messages, got {type_name(value)}")
+    c.add(name, f"must be a string or a list of messages, got {type_name(value)}")
     return None
 
 
@@ -153,7 +154,7 @@ def _pair_parts(c: Checker, obj: dict[str, Any]) -> tuple[Any, str, str] | None:
     chosen, rejected = obj.get("chosen"), obj.get("rejected")
     for name, value in (("chosen", chosen), ("rejected", rejected)):
         if value is None:
-            c.fail(name, "missing")
+            c.add(name, "missing")
     if chosen is None or rejected is None:
         return None
     if "prompt" in obj:
@@ -166,7 +167,7 @@ def _pair_parts(c: Checker, obj: dict[str, Any]) -> tuple[Any, str, str] | None:
         return _hh_split(c, chosen, rejected)
     if isinstance(chosen, list) and isinstance(rejected, list):
         return _messages_split(c, chosen, rejected)
-    c.fail("rejected", "chosen and rejected must both be strings or both lists of messages")
+    c.add("rejected", "chosen and rejected must both be strings or both lists of messages")
     return None
 
 
@@ -177,8 +178,8 @@ def pair_row(obj: dict[str, Any], line: int, labeler: str) -> Parsed:
     external_id = c.identifier(obj["id"], "id") if "id" in obj else None
     metadata = c.json_object(obj.get("metadata"), "metadata")
     parts = _pair_parts(c, obj)
-    if c.problems or parts is None:
-        return c.problems
+    if c.details or parts is None:
+        return c.details
     prompt, chosen, rejected = parts
     return ImportRow(
         line,
@@ -195,30 +196,30 @@ def _csv_header(cells: list[str], line: int) -> tuple[dict[str, int], list[Probl
     """Column positions by name, and the header's problems."""
     names = [cell.strip().lower() for cell in cells]
     problems = [
-        problem(
-            line,
+        detail(
             "header",
             f"unknown column {cell!r}; use id, prompt, completion_1 … completion_{MAX_COMPLETIONS}",
+            line,
         )
         for cell in names
         if cell not in ("id", "prompt") and not _COMPLETION_COLUMN.match(cell)
     ]
     problems += [
-        problem(line, "header", f"column {n!r} appears twice")
+        detail("header", f"column {n!r} appears twice", line)
         for n in sorted({n for n in names if names.count(n) > 1})
     ]
     if "prompt" not in names:
-        problems.append(problem(line, "header", "no 'prompt' column"))
+        problems.append(detail("header", "no 'prompt' column", line))
     if sum(1 for n in names if _COMPLETION_COLUMN.match(n)) < MIN_COMPLETIONS:
-        problems.append(problem(line, "header", "needs at least completion_1 and completion_2"))
+        problems.append(detail("header", "needs at least completion_1 and completion_2", line))
     return {name: i for i, name in enumerate(names)}, problems
 
 
 def _csv_row(cells: list[str], line: int, columns: dict[str, int]) -> Parsed:
     c = Checker(line)
     if len(cells) != len(columns):
-        c.fail("row", f"the row has {len(cells)} cells but the header has {len(columns)}")
-        return c.problems
+        c.add("row", f"the row has {len(cells)} cells but the header has {len(columns)}")
+        return c.details
     prompt = c.text(cells[columns["prompt"]], "prompt", allow_empty=False)
     completions = []
     for name, i in sorted(columns.items(), key=lambda kv: kv[1]):
@@ -226,15 +227,15 @@ def _csv_row(cells: list[str], line: int, columns: dict[str, int]) -> Parsed:
             text = c.text(cells[i], name)
             completions.append(CompletionIn(name, text or ""))
     if not MIN_COMPLETIONS <= len(completions) <= MAX_COMPLETIONS:
-        c.fail(
+        c.add(
             "completions",
             f"a prompt needs at least {MIN_COMPLETIONS} non-empty "
             f"completion cells, got {len(completions)}",
         )
     given_id = cells[columns["id"]].strip() if "id" in columns else ""
     external_id = c.identifier(given_id, "id") if given_id else None
-    if c.problems or prompt is None:
-        return c.problems
+    if c.details or prompt is None:
+        return c.details
     if external_id is None:
         return ImportRow(
             line, "csv-" + content_hash(prompt), prompt, completions, id_from="prompt text"
@@ -262,7 +263,7 @@ def parse_csv(lines: Iterator[Line]) -> Iterator[Parsed]:
         try:
             cells = next(reader, None)
         except csv.Error as exc:
-            yield [*pending, problem(position[0], "row", f"not valid CSV: {exc}")]
+            yield [*pending, detail("row", f"not valid CSV: {exc}", position[0])]
             return
         if pending:
             yield list(pending)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
+
+from app.domain.errors import Detail, detail
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
 """The longest line (one prompt with all its completions) an import accepts."""
@@ -19,12 +21,8 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _SKIP_CHUNK = 1024 * 1024
 
-Problem = dict[str, Any]
-
-
-def problem(line: int | None, field: str, message: str) -> Problem:
-    """One entry of ``ValidationFailed.details``."""
-    return {"line": line, "field": field, "message": message}
+Problem = Detail
+"""One problem of an import file, shaped like every ``ValidationFailed`` detail."""
 
 
 class Line(NamedTuple):
@@ -59,7 +57,7 @@ def _decode(raw: bytes, number: int) -> Line:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         message = f"not valid UTF-8 (byte {exc.start + 1} of the line); save the file as UTF-8"
-        return Line(number, "", problem(number, "encoding", message))
+        return Line(number, "", detail("encoding", message, number))
     if number == 1:
         text = text.removeprefix("\ufeff")
     return Line(number, text)
@@ -81,10 +79,10 @@ def read_lines(stream: BinaryIO, *, max_line_bytes: int = MAX_LINE_BYTES) -> Ite
                 _skip_rest_of_line(source)
                 limit = max_line_bytes // (1024 * 1024)
                 message = f"the line is longer than {limit} MiB; one line holds one record"
-                yield Line(number, "", problem(number, "line", message))
+                yield Line(number, "", detail("line", message, number))
                 continue
         except (OSError, EOFError, zlib.error) as exc:
-            yield Line(number, "", problem(number, "file", f"cannot read the file: {exc}"))
+            yield Line(number, "", detail("file", f"cannot read the file: {exc}", number))
             return
         if not raw:
             return

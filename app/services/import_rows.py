@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.domain.errors import ValidationFailed
+from app.domain.errors import Detail, Problems, ValidationFailed
 from app.domain.rankings import validate_ranking
-from app.services.import_reader import Problem, problem
 from app.services.users import USERNAME_RE
 
 MIN_COMPLETIONS = 2
@@ -91,45 +90,38 @@ def has_nul(value: Any) -> bool:
     return False
 
 
-class Checker:
-    """Collects the problems of one record (one line)."""
-
-    def __init__(self, line: int) -> None:
-        self.line = line
-        self.problems: list[Problem] = []
-
-    def fail(self, field_name: str, message: str) -> None:
-        self.problems.append(problem(self.line, field_name, message))
+class Checker(Problems):
+    """Collects the problems of one record (one line), with checks of its values."""
 
     def unknown_fields(self, obj: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
         for key in obj:
             if key not in allowed:
                 name = f"{where}.{key}" if where else str(key)
-                self.fail(name, f"unknown field; allowed: {', '.join(allowed)}")
+                self.add(name, f"unknown field; allowed: {', '.join(allowed)}")
 
     def identifier(self, value: Any, name: str) -> str | None:
         """An id: a non-empty string (or an integer, kept as its decimal text)."""
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            self.fail(name, f"must be a string, got {type_name(value)}")
+            self.add(name, f"must be a string, got {type_name(value)}")
         elif not value.strip():
-            self.fail(name, "must not be empty")
+            self.add(name, "must not be empty")
         elif len(value) > MAX_ID_LENGTH:
-            self.fail(name, f"must be at most {MAX_ID_LENGTH} characters")
+            self.add(name, f"must be at most {MAX_ID_LENGTH} characters")
         elif "\x00" in value:
-            self.fail(name, "must not contain NUL characters")
+            self.add(name, "must not contain NUL characters")
         else:
             return value
         return None
 
     def text(self, value: Any, name: str, *, allow_empty: bool = True) -> str | None:
         if not isinstance(value, str):
-            self.fail(name, f"must be a string, got {type_name(value)}")
+            self.add(name, f"must be a string, got {type_name(value)}")
         elif not allow_empty and not value.strip():
-            self.fail(name, "must not be empty")
+            self.add(name, "must not be empty")
         elif "\x00" in value:
-            self.fail(name, "must not contain NUL characters")
+            self.add(name, "must not contain NUL characters")
         else:
             return value
         return None
@@ -138,9 +130,9 @@ class Checker:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.fail(name, f"must be an object, got {type_name(value)}")
+            self.add(name, f"must be an object, got {type_name(value)}")
         elif has_nul(value):
-            self.fail(name, "must not contain NUL characters")
+            self.add(name, "must not contain NUL characters")
         else:
             return value
         return {}
@@ -149,23 +141,23 @@ class Checker:
         """A non-empty string, or a non-empty list of ``{role, content}`` chat messages."""
         if isinstance(value, str) or not isinstance(value, list):
             if not isinstance(value, str):
-                self.fail(name, f"must be a string or a list of messages, got {type_name(value)}")
+                self.add(name, f"must be a string or a list of messages, got {type_name(value)}")
                 return None
             return self.text(value, name, allow_empty=False)
         if not value:
-            self.fail(name, "must not be an empty list of messages")
+            self.add(name, "must not be an empty list of messages")
             return None
-        before = len(self.problems)
+        before = len(self.details)
         messages = [self._message(m, f"{name}[{i}]") for i, m in enumerate(value)]
-        return messages if len(self.problems) == before else None  # type: ignore[return-value]
+        return messages if len(self.details) == before else None  # type: ignore[return-value]
 
     def _message(self, value: Any, name: str) -> dict[str, str] | None:
         if not isinstance(value, dict):
-            self.fail(name, f"must be an object {{role, content}}, got {type_name(value)}")
+            self.add(name, f"must be an object {{role, content}}, got {type_name(value)}")
             return None
         self.unknown_fields(value, MESSAGE_FIELDS, name)
         if value.get("role") not in ROLES:
-            self.fail(f"{name}.role", f"must be one of {', '.join(ROLES)}")
+            self.add(f"{name}.role", f"must be one of {', '.join(ROLES)}")
         content = self.text(value.get("content"), f"{name}.content")
         return {"role": value.get("role"), "content": content or ""}
 
@@ -175,7 +167,7 @@ class Checker:
             tiers = validate_ranking(value, ids, allow_ties=True)
         except ValidationFailed as exc:
             for detail in exc.details:
-                self.fail(name, detail["message"])
+                self.add(name, detail["message"])
             return None
         return [list(tier) for tier in tiers]
 
@@ -206,14 +198,14 @@ def _plain_completion(item: Any) -> CompletionIn | None:
 def _checked_completion(c: Checker, item: Any, name: str) -> CompletionIn | None:
     """One completion checked field by field, every problem named."""
     if not isinstance(item, dict):
-        c.fail(name, f"must be an object {{id, text}}, got {type_name(item)}")
+        c.add(name, f"must be an object {{id, text}}, got {type_name(item)}")
         return None
     c.unknown_fields(item, COMPLETION_FIELDS, name)
     cid = c.identifier(item.get("id"), f"{name}.id")
     text = c.text(item.get("text"), f"{name}.text")
     model = item.get("model")
     if model is not None and not _short_string(model):
-        c.fail(f"{name}.model", f"must be a string of at most {MAX_ID_LENGTH} characters")
+        c.add(f"{name}.model", f"must be a string of at most {MAX_ID_LENGTH} characters")
     metadata = c.json_object(item.get("metadata"), f"{name}.metadata")
     if cid is None or text is None:
         return None
@@ -223,10 +215,10 @@ def _checked_completion(c: Checker, item: Any, name: str) -> CompletionIn | None
 def check_completions(c: Checker, value: Any) -> list[CompletionIn]:
     """``completions``: 2 to 9 objects ``{id, text, model?, metadata?}`` with unique ids."""
     if not isinstance(value, list):
-        c.fail("completions", f"must be a list of completions, got {type_name(value)}")
+        c.add("completions", f"must be a list of completions, got {type_name(value)}")
         return []
     if not MIN_COMPLETIONS <= len(value) <= MAX_COMPLETIONS:
-        c.fail(
+        c.add(
             "completions",
             f"a prompt has {MIN_COMPLETIONS} to {MAX_COMPLETIONS} completions, got {len(value)}",
         )
@@ -237,7 +229,7 @@ def check_completions(c: Checker, value: Any) -> list[CompletionIn]:
         if completion is None:
             continue
         if completion.external_id in seen:
-            c.fail(
+            c.add(
                 f"completions[{i}].id",
                 f"duplicate completion id {completion.external_id!r} in this prompt",
             )
@@ -246,12 +238,12 @@ def check_completions(c: Checker, value: Any) -> list[CompletionIn]:
     return out
 
 
-def check_labeler(c: Checker, value: Any, name: str) -> str | None:
+def check_labeler(c: Problems, value: Any, name: str) -> str | None:
     if not isinstance(value, str) or not value.startswith(EXTERNAL_PREFIX):
-        c.fail(name, "must be an external labeler name such as 'ext:annotator1'")
+        c.add(name, "must be an external labeler name such as 'ext:annotator1'")
         return None
     if not USERNAME_RE.match(value) or len(value) <= len(EXTERNAL_PREFIX):
-        c.fail(name, "after 'ext:', use 1 to 146 letters, digits or _ . @ : -")
+        c.add(name, "after 'ext:', use 1 to 146 letters, digits or _ . @ : -")
         return None
     return value
 
@@ -261,23 +253,23 @@ def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[Judgment
     if value is None:
         return []
     if not isinstance(value, list):
-        c.fail("judgments", f"must be a list, got {type_name(value)}")
+        c.add("judgments", f"must be a list, got {type_name(value)}")
         return []
     if len(value) > MAX_JUDGMENTS:
-        c.fail("judgments", f"at most {MAX_JUDGMENTS} judgments per prompt")
+        c.add("judgments", f"at most {MAX_JUDGMENTS} judgments per prompt")
         return []
     out: list[JudgmentIn] = []
     labelers: set[str] = set()
     for i, item in enumerate(value):
         name = f"judgments[{i}]"
         if not isinstance(item, dict):
-            c.fail(name, f"must be an object {{labeler, ranking}}, got {type_name(item)}")
+            c.add(name, f"must be an object {{labeler, ranking}}, got {type_name(item)}")
             continue
         c.unknown_fields(item, JUDGMENT_FIELDS, name)
         labeler = check_labeler(c, item.get("labeler"), f"{name}.labeler")
         reject_all = item.get("reject_all", False)
         if not isinstance(reject_all, bool):
-            c.fail(f"{name}.reject_all", f"must be true or false, got {type_name(reject_all)}")
+            c.add(f"{name}.reject_all", f"must be true or false, got {type_name(reject_all)}")
             continue
         ranking = None
         if item.get("ranking") is not None or not reject_all:
@@ -285,33 +277,33 @@ def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[Judgment
             if ranking is None:
                 continue
         if labeler in labelers:
-            c.fail(f"{name}.labeler", f"{labeler} judges this prompt more than once")
+            c.add(f"{name}.labeler", f"{labeler} judges this prompt more than once")
         elif labeler is not None:
             labelers.add(labeler)
             out.append(JudgmentIn(labeler, ranking, reject_all))
     return out
 
 
-def check_row(obj: dict[str, Any], line: int) -> ImportRow | list[Problem]:
+def check_row(obj: dict[str, Any], line: int) -> ImportRow | list[Detail]:
     """A JSON Lines record (SPEC §3) as an ImportRow, or every problem found in it."""
     c = Checker(line)
     c.unknown_fields(obj, ROW_FIELDS, "")
     if "id" not in obj:
-        c.fail("id", "missing: every prompt needs an id (unique in the file)")
+        c.add("id", "missing: every prompt needs an id (unique in the file)")
     external_id = c.identifier(obj.get("id"), "id") if "id" in obj else None
     if "prompt" not in obj:
-        c.fail("prompt", "missing")
+        c.add("prompt", "missing")
     prompt = c.prompt(obj.get("prompt")) if "prompt" in obj else None
     if "completions" not in obj:
-        c.fail("completions", f"missing: a list of {MIN_COMPLETIONS} to {MAX_COMPLETIONS}")
+        c.add("completions", f"missing: a list of {MIN_COMPLETIONS} to {MAX_COMPLETIONS}")
     completions = check_completions(c, obj.get("completions", []))
     metadata = c.json_object(obj.get("metadata"), "metadata")
     gold, judgments = None, []
-    if not any(p["field"].startswith("completions") for p in c.problems):
+    if not any(p["field"].startswith("completions") for p in c.details):
         # Rankings are checked against the completion ids, so only once those are sound.
         ids = [comp.external_id for comp in completions]
         gold = None if obj.get("gold") is None else c.ranking(obj["gold"], "gold", ids)
         judgments = check_judgments(c, obj.get("judgments"), ids)
-    if c.problems or external_id is None or prompt is None:
-        return c.problems
+    if c.details or external_id is None or prompt is None:
+        return c.details
     return ImportRow(line, external_id, prompt, completions, metadata, gold, judgments)

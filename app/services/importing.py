@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, User
 from app.db.models.projects import ProjectStatus
-from app.domain.errors import Conflict, ValidationFailed
+from app.domain.errors import Conflict, Problems, ValidationFailed, detail
 from app.domain.figures import prompt_figures
 from app.services.import_formats import DEFAULT_PAIRS_LABELER, FORMATS, Parsed, parse
-from app.services.import_reader import Problem, problem, read_lines
-from app.services.import_rows import Checker, ImportRow, check_labeler
+from app.services.import_reader import Problem, read_lines
+from app.services.import_rows import ImportRow, check_labeler
 from app.services.projects import project_settings
 
 MAX_PROBLEMS = 100
@@ -239,10 +239,10 @@ def _consume(
                 repeats += 1
             elif record.id_from == "prompt text":
                 message = f"the same prompt text as line {earlier}; add an id column"
-                problems.append(problem(record.line, "prompt", message))
+                problems.append(detail("prompt", message, record.line))
             else:
                 message = f"duplicate prompt id {record.external_id!r} (first on line {earlier})"
-                problems.append(problem(record.line, "id", message))
+                problems.append(detail("id", message, record.line))
         else:
             first_line[record.external_id] = record.line
             if not problems:
@@ -250,18 +250,15 @@ def _consume(
         if len(problems) >= MAX_PROBLEMS:
             return problems[:MAX_PROBLEMS], repeats
     if not first_line and not problems:
-        problems.append(problem(None, "file", "the file holds no records"))
+        problems.append(detail("file", "the file holds no records"))
     return problems, repeats
 
 
-def _refusal(problems: list[Problem]) -> ValidationFailed:
-    first = problems[0]
-    where = f"line {first['line']}: " if first["line"] else ""
-    count = f"{len(problems)}+" if len(problems) >= MAX_PROBLEMS else str(len(problems))
-    return ValidationFailed(
-        f"import refused, nothing was written: {count} problem(s), the first at "
-        f"{where}{first['field']}: {first['message']}",
-        problems,
+def _refusal(details: list[Problem]) -> ValidationFailed:
+    problems = Problems()
+    problems.extend(details)
+    return problems.error(
+        prefix="import refused, nothing was written: ", truncated=len(details) >= MAX_PROBLEMS
     )
 
 
@@ -270,9 +267,9 @@ def _check_request(project: Project, fmt: str, labeler: str) -> None:
         raise Conflict("the project is archived: unarchive it before importing")
     if fmt not in FORMATS:
         raise ValidationFailed.single("format", f"must be one of {', '.join(FORMATS)}")
-    checker = Checker(0)
-    if check_labeler(checker, labeler, "labeler") is None:
-        raise ValidationFailed.single("labeler", checker.problems[0]["message"])
+    problems = Problems()
+    check_labeler(problems, labeler, "labeler")
+    problems.raise_if_any()
 
 
 def import_file(

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 
 from app.db.models import AssignmentStatus, ProjectStatus, User
 from app.domain.assignment import needs_more_labels
-from app.domain.errors import Conflict, DomainError, Expired, NotFound
+from app.domain.errors import Conflict, DomainError, Expired, NotFound, ProjectClosed
 from app.domain.figures import prompt_figures
-from app.services.assignment import ProjectClosed, with_retry
+from app.services.assignment import with_retry
 from app.services.labeling import CleanJudgment, JudgmentIn, clean_judgment
 from app.services.project_settings import ProjectSettings
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db.models import User
-from app.domain.errors import ValidationFailed
+from app.domain.errors import Problems, ValidationFailed
 from app.domain.rankings import Tiers, validate_ranking, validate_ratings
 from app.services.assignment import LabelingProject, Task, labeling_project, next_task
 from app.services.project_settings import ProjectSettings
@@ -62,31 +62,26 @@ class CleanJudgment:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _details(exc: ValidationFailed) -> list[dict[str, Any]]:
-    return list(exc.details or [])
-
-
 def _check_flags(flags: Any, completion_ids: list[str]) -> dict[str, list[str]]:
     if flags is None:
         return {}
     if not isinstance(flags, dict):
         raise ValidationFailed.single("flags", "must be an object mapping completion ids to lists")
-    known, problems, out = set(completion_ids), [], {}
+    known, problems, out = set(completion_ids), Problems(), {}
     for cid, values in flags.items():
         field = f"flags.{cid}"
         if cid not in known:
-            problems.append({"line": None, "field": field, "message": "unknown completion id"})
+            problems.add(field, "unknown completion id")
         elif (
             not isinstance(values, list)
             or len(values) > MAX_FLAGS
             or not all(isinstance(v, str) and 0 < len(v.strip()) <= MAX_FLAG_LENGTH for v in values)
         ):
             message = f"a list of at most {MAX_FLAGS} names of 1 to {MAX_FLAG_LENGTH} characters"
-            problems.append({"line": None, "field": field, "message": message})
+            problems.add(field, message)
         elif values:
             out[cid] = sorted({v.strip() for v in values})
-    if problems:
-        raise ValidationFailed(f"{problems[0]['field']}: {problems[0]['message']}", problems)
+    problems.raise_if_any()
     return out
 
 
@@ -110,27 +105,17 @@ def clean_judgment(
     """Check a judgment against the prompt's completions and the project's settings.
 
     Raises one ValidationFailed listing every problem, each detail naming its field."""
-    details: list[dict[str, Any]] = []
+    problems = Problems()
     ranking = ratings = flags = None
-    try:
+    with problems.collecting():
         ranking = _check_ranking(body, completion_ids, settings)
-    except ValidationFailed as exc:
-        details += _details(exc)
-    try:
+    with problems.collecting():
         ratings = validate_ratings(body.ratings, completion_ids, settings.rating_axes)
-    except ValidationFailed as exc:
-        details += _details(exc)
-    try:
+    with problems.collecting():
         flags = _check_flags(body.flags, completion_ids)
-    except ValidationFailed as exc:
-        details += _details(exc)
     if settings.require_rationale and not body.rationale.strip():
-        details.append({"line": None, "field": "rationale", "message": "required in this project"})
-    if details:
-        summary = f"{details[0]['field']}: {details[0]['message']}"
-        if len(details) > 1:
-            summary += f" (and {len(details) - 1} more problem(s))"
-        raise ValidationFailed(summary, details)
+        problems.add("rationale", "required in this project")
+    problems.raise_if_any()
     return CleanJudgment(
         ranking, body.reject_all, ratings or {}, flags or {}, body.rationale, body.duration_ms
     )

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.models import ApiToken, LoginAttempt, Role, User
-from app.domain.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from app.domain.errors import Conflict, NotFound, Problems, RateLimited, ValidationFailed
 from app.services.security import hash_password, hash_token, new_token, verify_password
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,149}$")
@@ -19,20 +19,16 @@ MIN_PASSWORD = 8
 
 
 def validate_new_user(username: str, password: str, role: str) -> None:
-    problems = []
+    problems = Problems()
     if not USERNAME_RE.match(username or ""):
-        problems.append(("username", "1–150 letters, digits or _ . @ : - (starting alnum)"))
+        problems.add("username", "1–150 letters, digits or _ . @ : - (starting alnum)")
     elif username.startswith("ext:"):
-        problems.append(("username", "the ext: prefix is reserved for imported labelers"))
+        problems.add("username", "the ext: prefix is reserved for imported labelers")
     if len(password or "") < MIN_PASSWORD:
-        problems.append(("password", f"must be at least {MIN_PASSWORD} characters"))
+        problems.add("password", f"must be at least {MIN_PASSWORD} characters")
     if role not in {r.value for r in Role}:
-        problems.append(("role", "must be admin or labeler"))
-    if problems:
-        raise ValidationFailed(
-            "; ".join(f"{f}: {m}" for f, m in problems),
-            [{"line": None, "field": f, "message": m} for f, m in problems],
-        )
+        problems.add("role", "must be admin or labeler")
+    problems.raise_if_any()
 
 
 def create_user(session: Session, username: str, password: str, role: str) -> User:

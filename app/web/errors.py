@@ -91,12 +91,10 @@ async def on_not_authenticated(request: Request, exc: NotAuthenticated) -> Respo
 
 
 async def on_request_validation(request: Request, exc: RequestValidationError) -> Response:
-    details = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        details.append({"line": None, "field": ".".join(loc) or "body", "message": err["msg"]})
-    message = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-    return error_response(request, 422, "validation_failed", message, details)
+    problems = domain.Problems()
+    problems.add_located(exc.errors(), skip=("body", "query", "path"))
+    failure = problems.error()
+    return error_response(request, 422, failure.code, failure.message, failure.details)
 
 
 async def on_http_exception(request: Request, exc: HTTPException) -> Response:

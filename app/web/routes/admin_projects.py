@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from app.db.models import Project, User
 from app.db.models.projects import ALLOWED_TRANSITIONS, ProjectStatus
-from app.domain.errors import Conflict, NotFound, ValidationFailed
+from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
 from app.services import importing, policy, projects
 from app.services.import_formats import DEFAULT_PAIRS_LABELER
 from app.services.progress import project_progress
@@ -117,16 +117,14 @@ def _errors(details: list[dict[str, Any]]) -> dict[str, str]:
 
 def _check_form(values: dict[str, Any], base: dict[str, Any] | None) -> dict[str, str]:
     """Every problem of the submitted form, by field (empty when it is valid)."""
-    details: list[dict[str, Any]] = []
-    try:
+    problems = Problems()
+    with problems.collecting():
         parse_settings(_settings_of(values), base=base)
-    except ValidationFailed as exc:
-        details.extend(exc.details)
     if not 1 <= len(values.get("name", "").strip()) <= 200:
-        details.append({"field": "name", "message": "a project name has 1 to 200 characters"})
+        problems.add("name", "a project name has 1 to 200 characters")
     if len(values.get("description", "")) > 10_000:
-        details.append({"field": "description", "message": "at most 10,000 characters"})
-    return _errors(details)
+        problems.add("description", "at most 10,000 characters")
+    return _errors(problems.details)
 
 
 def _verb(current: str, target: str) -> str:

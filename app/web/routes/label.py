@@ -13,10 +13,9 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from app.domain.errors import Expired, ValidationFailed
+from app.domain.errors import Expired, Problems, ValidationFailed
 from app.services.judgments import skip_assignment, submit_judgment
 from app.services.labeling import JudgmentIn, LabelView, label_view
-from app.services.project_settings import pydantic_details
 from app.web.deps import CurrentUser, SessionDep
 from app.web.templating import is_htmx, render
 
@@ -75,8 +74,9 @@ def judgment_from_form(form: FormData) -> JudgmentIn:
     try:
         return JudgmentIn.model_validate(data)
     except ValidationError as exc:
-        details = pydantic_details(exc)
-        raise ValidationFailed(f"{details[0]['field']}: {details[0]['message']}", details) from exc
+        problems = Problems()
+        problems.add_located(exc.errors())
+        raise problems.error() from exc
 
 
 def _context(view: LabelView, user: Any) -> dict[str, Any]:
