@@ -17,12 +17,13 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, RunMetric, TrainingRun
-from app.services import runs
+from app.services.runs import queue as runs
 from app.settings import Settings
 from tests.conftest import ROOT
 from tests.factories import make_project
 from tests.test_worker_runs import SLOW_DPO, wait_for
 from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+from training.schema import FINAL
 
 PREFLOOP = Path(sys.executable).parent / "prefloop"
 MAX_STEPS = 6
@@ -109,7 +110,7 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         wait_for(lambda: current().attempts == 2, 60)
-        wait_for(lambda: current().status in runs.FINAL, 120)
+        wait_for(lambda: current().status in FINAL, 120)
         done = current()
         assert done.status == "succeeded", done.error
         assert done.attempts == 2 and done.worker != victim_name

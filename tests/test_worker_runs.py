@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Export, RunMetric, TrainingRun
 from app.main import create_app
-from app.services import runs, users
+from app.services import users
+from app.services.runs import queue as runs
 from app.settings import Settings
 from tests.factories import make_project
 from tests.training.conftest import build_tiny_llama, marker_rows, write_export

@@ -230,7 +230,7 @@ class Worker:
 
     ``on_success(run, result)`` runs after ``training.run`` returns and before the run is marked
     succeeded; if it raises, the run fails with that error (the app uses it to turn a generate
-    run's output into a labeling project, see ``app.services.next_round``).
+    run's output into a labeling project, see ``app.services.runs.next_round``).
     """
 
     def __init__(

@@ -41,8 +41,8 @@ def _parse_kinds(kinds: str) -> list[str]:
 
 def _round_hook(sessions: Any) -> Any:
     """The worker's ``on_success``: a generate run's completions become a labeling project
-    (``app.services.next_round``), so the training package never imports the app."""
-    from app.services import next_round
+    (``app.services.runs.next_round``), so the training package never imports the app."""
+    from app.services.runs import next_round
     from training.schema import RunKind
 
     def on_success(run: Any, result: Any) -> None:

@@ -1,4 +1,4 @@
-"""Policy against base from labeled rankings (app/services/runs_compare.py)."""
+"""Policy against base from labeled rankings (app/domain/model_compare.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.services.runs_compare import RankedPrompt, compare, outcome_counts
+from app.domain.model_compare import RankedPrompt, compare, outcome_counts
 
 MODELS = ["policy", "base"]
 

@@ -6,7 +6,7 @@ use the same Core tables without importing the app); these classes map those ver
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Mapped
@@ -42,6 +42,14 @@ class TrainingRun(Base):
     error: Mapped[str | None]
     log_tail: Mapped[str]
     artifact_uri: Mapped[str | None]
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish (to now while running)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or datetime.now(UTC)
+        return max((end - self.started_at).total_seconds(), 0.0)
 
 
 class RunMetric(Base):

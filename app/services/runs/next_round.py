@@ -6,10 +6,11 @@ JSONL (completions of the trained policy and of its base, mixed and shuffled per
 worker never imports the app, so ``prefloop worker`` (``app/cli/worker.py``) hands the worker an
 ``on_success`` hook that calls :func:`create_round` after the generation and before the run is
 marked succeeded: it creates the project (named after the run, settings and members copied from
-the prompt set's project, ``training_runs.result_project_id`` set, one transaction) and imports
-the file through the import service. Both steps are idempotent, so a retried run reuses its
-project and re-importing skips the prompts already there. If the import fails, the run fails
-with that error.
+the prompt set's project, ``training_runs.result_project_id`` set) and imports the file through
+the import service, in ONE transaction: the project is only flushed, and the import commits it
+with the prompts or rolls it back with them. If the import fails, nothing is left and the run
+fails with that error. A retried run that had succeeded that far reuses its project, and
+re-importing skips the prompts already there.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Completion, Judgment, Project, ProjectMember, Prompt, TrainingRun
 from app.domain.errors import Conflict, NotFound
+from app.domain.model_compare import RankedPrompt, compare, outcome_counts
 from app.services import importing
 from app.services.project_settings import parse_settings
-from app.services.runs import get_run
-from app.services.runs_compare import RankedPrompt, compare, outcome_counts
+from app.services.runs.queue import get_run
+from training.schema import RunKind
 
 
 def _round_name(session: Session, run: TrainingRun) -> str:
@@ -63,20 +65,25 @@ def _new_round_project(session: Session, run: TrainingRun) -> Project:
             )
         )
     run.result_project_id = project.id
-    session.commit()
+    session.flush()
     return project
 
 
 def create_round(session: Session, run_id: int, generated: Path) -> Project:
-    """Turn a generate run's JSONL into its labeling project (idempotent, see module doc)."""
+    """Turn a generate run's JSONL into its labeling project: one transaction (the import
+    commits the new project with its prompts, or rolls both back); idempotent."""
     run = get_run(session, run_id)
-    if run.kind != "generate":
+    if run.kind != RunKind.generate:
         raise Conflict(f"run {run_id} is a {run.kind} run; only generate runs make a round")
-    project = session.get(Project, run.result_project_id) if run.result_project_id else None
-    if project is None:
-        project = _new_round_project(session, run)
-    with Path(generated).open("rb") as stream:
-        importing.import_file(session, project, stream, "jsonl")
+    try:
+        project = session.get(Project, run.result_project_id) if run.result_project_id else None
+        if project is None:
+            project = _new_round_project(session, run)
+        with Path(generated).open("rb") as stream:
+            importing.import_file(session, project, stream, "jsonl")
+    except BaseException:
+        session.rollback()  # the import rolls back its own failures; this covers the rest
+        raise
     return project
 
 
@@ -137,8 +144,15 @@ def comparison(session: Session, project_id: int) -> dict[str, Any]:
 
 
 def comparison_for_run(session: Session, run: TrainingRun) -> dict[str, Any]:
-    if run.kind != "generate" or run.result_project_id is None:
+    if run.kind != RunKind.generate or run.result_project_id is None:
         raise NotFound(
             f"run {run.id} has no labeling round (only a succeeded generate run has one)"
         )
     return comparison(session, run.result_project_id)
+
+
+def comparison_page(session: Session, project_id: int) -> dict[str, Any]:
+    """The compare page's data: the comparison, the project and the run that made it."""
+    result = comparison(session, project_id)
+    run = session.get(TrainingRun, result["run_id"]) if result["run_id"] else None
+    return {"project": session.get(Project, project_id), "run": run, "result": result}

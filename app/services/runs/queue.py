@@ -4,7 +4,8 @@ A run is executed by a worker (``prefloop worker``, ``training/worker.py``); thi
 writes the queue rows and, for generate runs, the prompt file the worker reads. Files follow
 the layout of ``training.queue.RunPaths`` under the shared ``DATA_DIR``.
 
-States and the moves this module makes (the worker makes the others)::
+The moves this module makes (``training.schema.TRANSITIONS`` lists them all; the worker makes
+the others)::
 
     queued  --cancel-->  cancelled            running --cancel--> cancel_requested = true
     failed | cancelled  --retry-->  queued    (attempts start again from 0)
@@ -23,15 +24,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export, Project, Prompt, RunKind, RunStatus, TrainingRun
-from app.domain.errors import Conflict, NotFound, ValidationFailed
+from app.db.models import Export, Project, Prompt, TrainingRun
+from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
 from app.settings import Settings
 from training.config import CONFIG_CLASSES, build_config
 from training.queue import RunPaths
-
-FINAL = (RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.cancelled.value)
-RETRYABLE = (RunStatus.failed.value, RunStatus.cancelled.value)
-POLICY_KINDS = (RunKind.dpo.value, RunKind.ppo.value)
+from training.schema import (
+    BASE_MODEL_CHARS,
+    LOG_TAIL_CHARS,
+    PARENT_KINDS,
+    RETRYABLE,
+    RunKind,
+    RunStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -51,22 +56,6 @@ class RunRequest:
     project_id: int | None = None
 
 
-class _Problems:
-    """Collects every problem of a request, so one answer lists them all."""
-
-    def __init__(self) -> None:
-        self.details: list[dict[str, Any]] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.details.append({"line": None, "field": field, "message": message})
-
-    def raise_any(self) -> None:
-        if self.details:
-            first = self.details[0]
-            more = f" (and {len(self.details) - 1} more)" if len(self.details) > 1 else ""
-            raise ValidationFailed(f"{first['field']}: {first['message']}{more}", self.details)
-
-
 def config_error_field(kind: str, message: str) -> str:
     """The request field a ``build_config`` error is about: ``preset`` or ``config.<field>``."""
     if message.startswith("preset "):
@@ -79,14 +68,14 @@ def config_error_field(kind: str, message: str) -> str:
     return f"config.{head.group(1)}" if head and head.group(1) in known else "config"
 
 
-def _resolved_config(request: RunRequest, problems: _Problems) -> dict[str, Any]:
+def _resolved_config(request: RunRequest, problems: Problems) -> dict[str, Any]:
     """The full config (defaults < preset < ``config``). A generate run from a policy mixes in
     the base model's samples unless ``config.mix_base`` says otherwise."""
     if not isinstance(request.config, dict):
         problems.add("config", "must be an object of training config fields")
         return {}
     overrides = dict(request.config)
-    generate = request.kind == RunKind.generate.value
+    generate = request.kind == RunKind.generate
     if generate and request.parent_run_id is not None:
         overrides.setdefault("mix_base", True)
     try:
@@ -101,12 +90,11 @@ def _resolved_config(request: RunRequest, problems: _Problems) -> dict[str, Any]
     return config
 
 
-def _parent(session: Session, request: RunRequest, problems: _Problems) -> TrainingRun | None:
+def _parent(session: Session, request: RunRequest, problems: Problems) -> TrainingRun | None:
     """The parent run: a succeeded reward run for PPO, a succeeded DPO/PPO run for generate."""
-    wanted = {RunKind.ppo.value: (RunKind.reward.value,), RunKind.generate.value: POLICY_KINDS}
-    kinds = wanted.get(request.kind)
+    kinds = PARENT_KINDS.get(request.kind)
     if request.parent_run_id is None:
-        if request.kind == RunKind.ppo.value:
+        if request.kind == RunKind.ppo:
             problems.add("parent_run_id", "PPO needs a succeeded reward-model run")
         return None
     parent = session.get(TrainingRun, request.parent_run_id)
@@ -114,7 +102,7 @@ def _parent(session: Session, request: RunRequest, problems: _Problems) -> Train
         problems.add("parent_run_id", f"a {request.kind} run takes no parent run")
     elif parent is None:
         problems.add("parent_run_id", f"no training run {request.parent_run_id}")
-    elif parent.kind not in kinds or parent.status != RunStatus.succeeded.value:
+    elif parent.kind not in kinds or parent.status != RunStatus.succeeded:
         problems.add(
             "parent_run_id",
             f"must be a succeeded {' or '.join(kinds)} run "
@@ -126,10 +114,10 @@ def _parent(session: Session, request: RunRequest, problems: _Problems) -> Train
 
 
 def _export(
-    session: Session, settings: Settings, request: RunRequest, problems: _Problems
+    session: Session, settings: Settings, request: RunRequest, problems: Problems
 ) -> Export | None:
     if request.export_id is None:
-        if request.kind != RunKind.generate.value:
+        if request.kind != RunKind.generate:
             problems.add("export_id", f"a {request.kind} run trains on an export")
         return None
     export = session.get(Export, request.export_id)
@@ -140,9 +128,9 @@ def _export(
     return export
 
 
-def _base_model(request: RunRequest, parent: TrainingRun | None, problems: _Problems) -> str:
+def _base_model(request: RunRequest, parent: TrainingRun | None, problems: Problems) -> str:
     base = (request.base_model or "").strip()
-    if request.kind == RunKind.generate.value and parent is not None:
+    if request.kind == RunKind.generate and parent is not None:
         if base and base != parent.base_model:
             problems.add(
                 "base_model",
@@ -152,13 +140,13 @@ def _base_model(request: RunRequest, parent: TrainingRun | None, problems: _Prob
         return parent.base_model
     if not base:
         problems.add("base_model", "name a model (hub id or a local folder)")
-    elif len(base) > 500:
-        problems.add("base_model", "at most 500 characters")
+    elif len(base) > BASE_MODEL_CHARS:
+        problems.add("base_model", f"at most {BASE_MODEL_CHARS} characters")
     return base
 
 
-def _prompt_source(session: Session, request: RunRequest, problems: _Problems) -> None:
-    if request.kind != RunKind.generate.value:
+def _prompt_source(session: Session, request: RunRequest, problems: Problems) -> None:
+    if request.kind != RunKind.generate:
         if request.project_id is not None:
             problems.add("project_id", "only a generate run takes a project as its prompt set")
         return
@@ -171,16 +159,16 @@ def _prompt_source(session: Session, request: RunRequest, problems: _Problems) -
 def create_run(session: Session, settings: Settings, request: RunRequest) -> TrainingRun:
     """Validate and queue a run. For a generate run, its prompt file is written before the
     commit (a worker may claim the run the moment it is committed)."""
-    problems = _Problems()
-    if request.kind not in {k.value for k in RunKind}:
-        problems.add("kind", "one of reward, dpo, ppo, generate")
-        problems.raise_any()
+    problems = Problems()
+    if request.kind not in set(RunKind):
+        problems.add("kind", f"one of {', '.join(RunKind)}")
+        problems.raise_if_any()
     config = _resolved_config(request, problems)
     parent = _parent(session, request, problems)
     export = _export(session, settings, request, problems)
     base = _base_model(request, parent, problems)
     _prompt_source(session, request, problems)
-    problems.raise_any()
+    problems.raise_if_any()
     run = TrainingRun(
         kind=request.kind,
         config=config,
@@ -197,7 +185,7 @@ def create_run(session: Session, settings: Settings, request: RunRequest) -> Tra
     session.flush()
     run_dir = RunPaths(settings.data_dir).run_dir(run.id)
     try:
-        if run.kind == RunKind.generate.value:
+        if run.kind == RunKind.generate:
             _write_prompts(session, settings, run, request)
         session.commit()
     except BaseException:
@@ -257,10 +245,10 @@ def cancel_run(session: Session, run_id: int) -> TrainingRun:
     """A queued run is cancelled at once; a running one is asked to stop (its worker stops
     it at the next logging step). A finished run cannot be cancelled."""
     run = get_run(session, run_id, lock=True)
-    if run.status == RunStatus.queued.value:
+    if run.status == RunStatus.queued:
         run.status = RunStatus.cancelled.value
         run.finished_at = func.now()
-    elif run.status == RunStatus.running.value:
+    elif run.status == RunStatus.running:
         run.cancel_requested = True
     else:
         session.rollback()
@@ -286,7 +274,7 @@ def retry_run(session: Session, run_id: int) -> TrainingRun:
     run.error = None
     run.worker = run.heartbeat_at = run.started_at = run.finished_at = None
     run.artifact_uri = None
-    run.log_tail = (run.log_tail + "\n[retry] queued again").lstrip("\n")[-20_000:]
+    run.log_tail = (run.log_tail + "\n[retry] queued again").lstrip("\n")[-LOG_TAIL_CHARS:]
     session.commit()
     return run
 

@@ -1,57 +1,30 @@
-"""What the API and the dashboard show of a run: summary, metrics by step, samples, artifact
-files, and the human ceiling beside a reward model's held-out accuracy."""
+"""What the API and the dashboard show of a run: metrics by step, samples, artifact files,
+the human ceiling beside a reward model's held-out accuracy, and what the start form offers."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export, RunMetric, TrainingRun
+from app.db.models import Export, Project, RunMetric, TrainingRun
 from app.domain.errors import NotFound
 from app.services import agreement
 from app.settings import Settings
+from training.config import RunConfig, build_config
 from training.queue import RunPaths
+from training.schema import FINAL, PARENT_KINDS, POLICY_KINDS, RunKind, RunStatus
 
 ACCURACY_KEYS = ("eval_accuracy", "eval_rewards/accuracies")
 
 
-def duration_seconds(run: TrainingRun) -> float | None:
-    """Seconds from start to finish (to now while running)."""
-    if run.started_at is None:
-        return None
-    end = run.finished_at or datetime.now(UTC)
-    return max((end - run.started_at).total_seconds(), 0.0)
-
-
-def summary(run: TrainingRun) -> dict[str, Any]:
-    """The run's row as plain data."""
-    return {
-        "id": run.id,
-        "kind": run.kind,
-        "status": run.status,
-        "base_model": run.base_model,
-        "export_id": run.export_id,
-        "parent_run_id": run.parent_run_id,
-        "project_id": run.project_id,
-        "result_project_id": run.result_project_id,
-        "config": run.config,
-        "worker": run.worker,
-        "attempts": run.attempts,
-        "max_attempts": run.max_attempts,
-        "cancel_requested": run.cancel_requested,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "heartbeat_at": run.heartbeat_at,
-        "finished_at": run.finished_at,
-        "duration_seconds": duration_seconds(run),
-        "error": run.error,
-        "artifact_uri": run.artifact_uri,
-    }
+def saved_config(run: TrainingRun) -> RunConfig:
+    """The run's configuration as its config class reads it back (a field added since the run
+    was created takes its default)."""
+    return build_config(run.kind, overrides=run.config)
 
 
 def metrics(session: Session, run_id: int, after_step: int | None = None) -> list[dict[str, Any]]:
@@ -113,29 +86,27 @@ def artifact_file(settings: Settings, run: TrainingRun, path: str) -> Path:
     return target
 
 
-def _held_out_prompt_ids(folder: Path, config: dict[str, Any]) -> set[str]:
+def _held_out_prompt_ids(folder: Path, config: RunConfig) -> set[str]:
     """The prompts the reward model was evaluated on: the same split as training's."""
     from training.data import prompt_key, split_by_prompt
 
     with (folder / "pairs.jsonl").open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
     rows = [r for r in rows if not r.get("tie")]
-    _, held_out = split_by_prompt(
-        rows, float(config.get("eval_fraction", 0.1)), int(config.get("seed", 42))
-    )
+    _, held_out = split_by_prompt(rows, config.eval_fraction, config.seed)
     return {prompt_key(r) for r in held_out}
 
 
 def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dict[str, Any] | None:
     """A reward model's held-out accuracy beside the labelers' pairwise agreement (SPEC §6,
     with its bootstrap 95% interval) on the same held-out prompts: the human ceiling."""
-    if run.kind != "reward" or run.export_id is None:
+    if run.kind != RunKind.reward or run.export_id is None:
         return None
     export = session.get(Export, run.export_id)
     folder = RunPaths(settings.data_dir).export_dir(run.export_id)
     if export is None or not (folder / "pairs.jsonl").is_file():
         return None
-    held_out = _held_out_prompt_ids(folder, run.config)
+    held_out = _held_out_prompt_ids(folder, saved_config(run))
     records = [
         r for r in agreement.load_records(session, export.project_id) if r.prompt_id in held_out
     ]
@@ -149,4 +120,50 @@ def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dic
         "project_pairwise_agreement": (export.manifest.get("agreement") or {}).get(
             "pairwise_agreement"
         ),
+    }
+
+
+def is_final(run: TrainingRun) -> bool:
+    """No worker moves the run any more (the page stops polling)."""
+    return run.status in FINAL
+
+
+def parent_run(session: Session, run: TrainingRun) -> TrainingRun | None:
+    return session.get(TrainingRun, run.parent_run_id) if run.parent_run_id else None
+
+
+def _exports_offered(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Export, Project.name)
+        .join(Project, Project.id == Export.project_id)
+        .order_by(Export.id.desc())
+        .limit(200)
+    ).all()
+    return [
+        {
+            "id": e.id,
+            "project": name,
+            "pairs": (e.manifest.get("counts") or {}).get("pairs"),
+            "created_at": e.created_at,
+        }
+        for e, name in rows
+    ]
+
+
+def form_choices(session: Session) -> dict[str, Any]:
+    """What the start form offers: the newest exports, succeeded runs that can be a parent
+    (reward runs for PPO, policy runs for generate), and the projects (prompt sets)."""
+    parents = sorted({k for kinds in PARENT_KINDS.values() for k in kinds})
+    finished = list(
+        session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.status == RunStatus.succeeded, TrainingRun.kind.in_(parents))
+            .order_by(TrainingRun.id.desc())
+        )
+    )
+    return {
+        "exports": _exports_offered(session),
+        "reward_runs": [r for r in finished if r.kind == RunKind.reward],
+        "policy_runs": [r for r in finished if r.kind in POLICY_KINDS],
+        "projects": list(session.scalars(select(Project).order_by(Project.name))),
     }
