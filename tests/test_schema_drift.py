@@ -89,3 +89,11 @@ def test_every_status_has_its_moves_and_final_ones_leave_only_by_retry():
     for status in schema.FINAL:
         assert schema.TRANSITIONS[status] <= {schema.RunStatus.queued}
     assert schema.can_move("running", "queued") and not schema.can_move("succeeded", "queued")
+
+
+def test_every_kind_has_a_config_class_and_a_help_text():
+    from app.web.routes.runs import KIND_HELP
+    from training.config import CONFIG_CLASSES
+
+    assert set(CONFIG_CLASSES) == set(schema.RunKind)
+    assert set(KIND_HELP) == set(schema.RunKind)

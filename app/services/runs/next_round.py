@@ -23,7 +23,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import Completion, Judgment, Project, ProjectMember, Prompt, TrainingRun
+from app.db.models import (
+    Completion,
+    Judgment,
+    Project,
+    ProjectMember,
+    ProjectStatus,
+    Prompt,
+    TrainingRun,
+)
 from app.domain.errors import Conflict, NotFound
 from app.domain.model_compare import RankedPrompt, compare, outcome_counts
 from app.services import importing
@@ -52,7 +60,7 @@ def _new_round_project(session: Session, run: TrainingRun) -> Project:
         description=f"Completions sampled by training run {run.id} from `{run.base_model}`"
         + (f" with the adapter of run {run.parent_run_id}" if run.parent_run_id else "")
         + ", mixed with the base model's and shuffled.",
-        status="active",
+        status=ProjectStatus.active.value,
         settings=parse_settings(source.settings if source else None).model_dump(),
     )
     session.add(project)
