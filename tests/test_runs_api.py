@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project, RunMetric, TrainingRun
+from app.services.runs import queue as runs_queue
 from app.settings import Settings
 from tests.factories import make_project, make_prompts
 from tests.training.conftest import marker_rows, write_export
@@ -249,3 +250,17 @@ def test_labelers_get_403_everywhere(client, make_user, token_for, db, export):
         )
         assert response.status_code == 403, (method, url)
     assert client.get(API).status_code == 401
+
+
+def test_a_config_error_that_names_its_field_is_taken_at_its_word():
+    """``training.config.ConfigError`` carries ``.field``: no parsing of its message."""
+
+    class NamedError(ValueError):
+        def __init__(self, field: str, message: str) -> None:
+            super().__init__(message)
+            self.field = field
+
+    field_of = runs_queue.config_error_field
+    assert field_of("ppo", NamedError("lora_r", "whatever it says")) == "config.lora_r"
+    assert field_of("ppo", NamedError("preset", "no such preset")) == "preset"
+    assert field_of("ppo", ValueError("lora_r must be >= 1")) == "config.lora_r"

@@ -56,8 +56,13 @@ class RunRequest:
     project_id: int | None = None
 
 
-def config_error_field(kind: str, message: str) -> str:
+def config_error_field(kind: str, exc: ValueError) -> str:
     """The request field a ``build_config`` error is about: ``preset`` or ``config.<field>``."""
+    field = getattr(exc, "field", None)  # training.config.ConfigError names it
+    if field is not None:
+        return field if field in ("kind", "preset") else f"config.{field}"
+    # A plain ValueError (training.config before ConfigError): the field from the message.
+    message = str(exc)
     if message.startswith("preset "):
         return "preset"
     unknown = re.match(r"unknown field\(s\) for \w+: ([^ ,(]+)", message)
@@ -83,7 +88,7 @@ def _resolved_config(request: RunRequest, problems: Problems) -> dict[str, Any]:
             request.kind, preset=request.preset or None, overrides=overrides
         ).to_dict()
     except ValueError as exc:
-        problems.add(config_error_field(request.kind, str(exc)), str(exc))
+        problems.add(config_error_field(request.kind, exc), str(exc))
         return {}
     if generate and request.parent_run_id is None and config["mix_base"]:
         problems.add("config.mix_base", "mixing in the base needs a parent DPO/PPO run")
