@@ -19,14 +19,8 @@ def assert_shape(response, field: str) -> list[dict]:
     assert details and all(list(d) == ["line", "field", "message"] for d in details)
     assert all(isinstance(d["field"], str) and isinstance(d["message"], str) for d in details)
     assert field in [d["field"] for d in details]
-    if not field.startswith(SUMMARY_PENDING):
-        assert error["message"].endswith(summary(details).removeprefix(_where(details[0])))
+    assert error["message"].endswith(summary(details).removeprefix(_where(details[0])))
     return details
-
-
-# runs._Problems (app/services/runs.py) still writes "(and N more)": it moves to Problems with
-# the run-contract work of §1.
-SUMMARY_PENDING = ("export_id",)
 
 
 def _where(first: dict) -> str:

@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project
+from app.domain import project_summary
 from app.domain.pairs import pair_lines
-from app.services import agreement, exports, importing, projects
+from app.services import exports, importing, projects
 
 
 def ranking(*tiers: str) -> list[list[str]]:
@@ -185,7 +186,7 @@ def test_manifest_agreement_is_the_project_figures(client, db, admin_headers):
 def test_manifest_figures_do_not_depend_on_the_chunk_size(db, settings, monkeypatch):
     project = seed_project(db, SMALL)
     whole = exports.create_export(db, settings, project).manifest["agreement"]
-    monkeypatch.setattr(agreement, "CHUNK_PROMPTS", 1)
+    monkeypatch.setattr(project_summary, "CHUNK_PROMPTS", 1)
     chunked = exports.create_export(db, settings, project).manifest["agreement"]
     assert chunked == whole and whole["pairwise_agreement"] is not None
 

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.domain.json_cache import JsonCache
 from app.domain.pairs import JudgmentData, PromptData
-from app.services.agreement_json import JsonCache
 
 BATCH_SIZE = 500
 

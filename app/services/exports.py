@@ -36,7 +36,7 @@ from app.db.models import Export, Project, User
 from app.domain.errors import NotFound
 from app.domain.export_filters import ExportFilters
 from app.domain.pairs import CONSENSUS, PromptData, manifest_method_description, pair_lines
-from app.services.agreement import FigureAccumulator
+from app.domain.project_summary import FigureAccumulator
 from app.services.export_stream import iter_prompts
 from app.settings import Settings
 

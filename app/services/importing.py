@@ -12,7 +12,6 @@ is a no-op.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from queue import Queue
 from threading import Thread
@@ -24,14 +23,14 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, User
 from app.db.models.projects import ProjectStatus
-from app.domain.errors import Conflict, Problems, ValidationFailed, detail
+from app.domain.errors import Conflict
 from app.domain.figures import prompt_figures
-from app.services.import_formats import DEFAULT_PAIRS_LABELER, FORMATS, Parsed, parse
-from app.services.import_reader import Problem, read_lines
-from app.services.import_rows import ImportRow, check_labeler
+from app.domain.importing.file import check_options, consume, refusal
+from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, parse
+from app.domain.importing.reader import read_lines
+from app.domain.importing.rows import ImportRow
 from app.services.projects import project_settings
 
-MAX_PROBLEMS = 100
 BATCH_SIZE = 1000
 
 _STAGE = "prefloop_import_stage"
@@ -222,54 +221,10 @@ class _Pipeline:
             raise self.failure
 
 
-def _consume(
-    records: Iterable[Parsed], add: Callable[[ImportRow], None]
-) -> tuple[list[Problem], int]:
-    """Pass the valid records to ``add`` until the first problem; return the problems
-    (at most 100) and how many records repeated an earlier one (skipped)."""
-    problems: list[Problem] = []
-    first_line: dict[str, int] = {}
-    repeats = 0
-    for record in records:
-        if isinstance(record, list):
-            problems.extend(record)
-        elif record.external_id in first_line:
-            earlier = first_line[record.external_id]
-            if record.id_from == "content":
-                repeats += 1
-            elif record.id_from == "prompt text":
-                message = f"the same prompt text as line {earlier}; add an id column"
-                problems.append(detail("prompt", message, record.line))
-            else:
-                message = f"duplicate prompt id {record.external_id!r} (first on line {earlier})"
-                problems.append(detail("id", message, record.line))
-        else:
-            first_line[record.external_id] = record.line
-            if not problems:
-                add(record)
-        if len(problems) >= MAX_PROBLEMS:
-            return problems[:MAX_PROBLEMS], repeats
-    if not first_line and not problems:
-        problems.append(detail("file", "the file holds no records"))
-    return problems, repeats
-
-
-def _refusal(details: list[Problem]) -> ValidationFailed:
-    problems = Problems()
-    problems.extend(details)
-    return problems.error(
-        prefix="import refused, nothing was written: ", truncated=len(details) >= MAX_PROBLEMS
-    )
-
-
 def _check_request(project: Project, fmt: str, labeler: str) -> None:
     if project.status == ProjectStatus.archived.value:
         raise Conflict("the project is archived: unarchive it before importing")
-    if fmt not in FORMATS:
-        raise ValidationFailed.single("format", f"must be one of {', '.join(FORMATS)}")
-    problems = Problems()
-    check_labeler(problems, labeler, "labeler")
-    problems.raise_if_any()
+    check_options(fmt, labeler)
 
 
 def import_file(
@@ -291,10 +246,10 @@ def import_file(
     pipeline = _Pipeline(writer)
     try:
         records = parse(fmt, read_lines(stream), labeler=labeler)
-        problems, repeats = _consume(records, pipeline.add)
+        problems, repeats = consume(records, pipeline.add)
         pipeline.finish(write_rest=not problems)
         if problems:
-            raise _refusal(problems)
+            raise refusal(problems)
         session.commit()
     except BaseException:
         try:

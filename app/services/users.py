@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.db.models import ApiToken, LoginAttempt, Role, User
 from app.domain.errors import Conflict, NotFound, Problems, RateLimited, ValidationFailed
+from app.domain.names import EXTERNAL_PREFIX, USERNAME_RE
 from app.services.security import hash_password, hash_token, new_token, verify_password
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,149}$")
 MIN_PASSWORD = 8
 
 
@@ -22,8 +21,8 @@ def validate_new_user(username: str, password: str, role: str) -> None:
     problems = Problems()
     if not USERNAME_RE.match(username or ""):
         problems.add("username", "1–150 letters, digits or _ . @ : - (starting alnum)")
-    elif username.startswith("ext:"):
-        problems.add("username", "the ext: prefix is reserved for imported labelers")
+    elif username.startswith(EXTERNAL_PREFIX):
+        problems.add("username", f"the {EXTERNAL_PREFIX} prefix is reserved for imported labelers")
     if len(password or "") < MIN_PASSWORD:
         problems.add("password", f"must be at least {MIN_PASSWORD} characters")
     if role not in {r.value for r in Role}:

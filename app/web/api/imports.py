@@ -18,8 +18,8 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import ValidationFailed
+from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, FORMATS
 from app.services import importing, policy
-from app.services.import_formats import DEFAULT_PAIRS_LABELER, FORMATS
 from app.web.deps import AdminUser, SessionDep
 
 router = APIRouter(prefix="/api/v1/projects", tags=["import"])

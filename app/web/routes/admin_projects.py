@@ -20,8 +20,8 @@ from starlette.responses import Response
 from app.db.models import Project, User
 from app.db.models.projects import ALLOWED_TRANSITIONS, ProjectStatus
 from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
+from app.domain.importing.formats import DEFAULT_PAIRS_LABELER
 from app.services import importing, policy, projects
-from app.services.import_formats import DEFAULT_PAIRS_LABELER
 from app.services.progress import project_progress
 from app.services.project_settings import ProjectSettings, parse_settings
 from app.web.api.imports import UploadDep

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.errors import Detail, Problems, ValidationFailed
+from app.domain.names import EXTERNAL_PREFIX, USERNAME_RE
 from app.domain.rankings import validate_ranking
-from app.services.users import USERNAME_RE
 
 MIN_COMPLETIONS = 2
 MAX_COMPLETIONS = 9
 MAX_ID_LENGTH = 200
 MAX_JUDGMENTS = 1000
-EXTERNAL_PREFIX = "ext:"
 ROLES = ("system", "user", "assistant")
 
 ROW_FIELDS = ("id", "prompt", "completions", "metadata", "gold", "judgments")
@@ -41,7 +40,9 @@ class CompletionIn:
 
 
 @dataclass(slots=True)
-class JudgmentIn:
+class ImportedJudgment:
+    """A judgment an imported record carries, by an external labeler (``ext:…``)."""
+
     labeler: str
     ranking: list[list[str]] | None
     reject_all: bool = False
@@ -62,7 +63,7 @@ class ImportRow:
     completions: list[CompletionIn]
     metadata: dict[str, Any] = field(default_factory=dict)
     gold: list[list[str]] | None = None
-    judgments: list[JudgmentIn] = field(default_factory=list)
+    judgments: list[ImportedJudgment] = field(default_factory=list)
     id_from: str = "id"
 
 
@@ -248,7 +249,7 @@ def check_labeler(c: Problems, value: Any, name: str) -> str | None:
     return value
 
 
-def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[JudgmentIn]:
+def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[ImportedJudgment]:
     """``judgments``: ``[{labeler: "ext:name", ranking, reject_all?}]``, one per labeler."""
     if value is None:
         return []
@@ -258,7 +259,7 @@ def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[Judgment
     if len(value) > MAX_JUDGMENTS:
         c.add("judgments", f"at most {MAX_JUDGMENTS} judgments per prompt")
         return []
-    out: list[JudgmentIn] = []
+    out: list[ImportedJudgment] = []
     labelers: set[str] = set()
     for i, item in enumerate(value):
         name = f"judgments[{i}]"
@@ -280,7 +281,7 @@ def check_judgments(c: Checker, value: Any, ids: Sequence[str]) -> list[Judgment
             c.add(f"{name}.labeler", f"{labeler} judges this prompt more than once")
         elif labeler is not None:
             labelers.add(labeler)
-            out.append(JudgmentIn(labeler, ranking, reject_all))
+            out.append(ImportedJudgment(labeler, ranking, reject_all))
     return out
 
 

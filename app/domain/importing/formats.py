@@ -20,14 +20,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.domain.errors import detail
-from app.services.import_reader import Line, Problem
-from app.services.import_rows import (
+from app.domain.importing.reader import Line, Problem
+from app.domain.importing.rows import (
     MAX_COMPLETIONS,
     MIN_COMPLETIONS,
     Checker,
     CompletionIn,
+    ImportedJudgment,
     ImportRow,
-    JudgmentIn,
     check_row,
     content_hash,
     type_name,
@@ -187,7 +187,7 @@ def pair_row(obj: dict[str, Any], line: int, labeler: str) -> Parsed:
         prompt,
         [CompletionIn("chosen", chosen), CompletionIn("rejected", rejected)],
         metadata,
-        judgments=[JudgmentIn(labeler, [list(t) for t in PAIR_RANKING])],
+        judgments=[ImportedJudgment(labeler, [list(t) for t in PAIR_RANKING])],
         id_from="id" if external_id else "content",
     )
 
