@@ -11,7 +11,7 @@ from app.db.models import Completion, Project, ProjectMember, Prompt
 from app.domain.errors import Conflict, ValidationFailed
 from app.services.runs import next_round
 from tests.factories import make_project
-from tests.test_runs_api import finished_run
+from tests.helpers.runs import finished_run
 
 
 def generated_file(tmp_path, n: int = 3):

@@ -19,7 +19,8 @@ from starlette.exceptions import HTTPException
 
 from app.domain.errors import ValidationFailed
 from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, FORMATS
-from app.services import importing, policy
+from app.services import importing
+from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep
 
 router = APIRouter(prefix="/api/v1/projects", tags=["import"])

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from app.services import users
+from app.services.accounts import tokens, users
 from app.web.deps import AdminUser, CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -47,9 +47,9 @@ def me(user: CurrentUser) -> UserOut:
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
 def create_token(body: NewToken, db: SessionDep, user: CurrentUser) -> TokenOut:
     """A new token for the caller; shown once."""
-    return TokenOut(token=users.create_token(db, user.username, body.name))
+    return TokenOut(token=tokens.create_token(db, user.username, body.name))
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(token_id: int, db: SessionDep, user: CurrentUser) -> None:
-    users.revoke_token(db, token_id, owner_id=user.id)
+    tokens.revoke_token(db, token_id, owner_id=user.id)

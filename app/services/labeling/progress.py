@@ -11,7 +11,7 @@ lease, fewer than its target; ``complete``: at least ``target_labels`` judgments
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db.models import User
-from app.services.policy import is_admin, visible_project
+from app.services.accounts.policy import is_admin, visible_project
 
 _STATES = text(
     """
@@ -108,20 +108,27 @@ class LabelerProgress:
 
 
 @dataclass(frozen=True)
-class Progress:
-    """``scope``: ``"project"`` (an admin's view) or ``"self"`` (a labeler's own)."""
+class HourCount:
+    """Judgments made in one hour: ``hour`` is its start, ISO 8601 in UTC (``…Z``)."""
+
+    hour: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ProjectProgress:
+    """``scope``: ``"project"`` (an admin's view) or ``"self"`` (a labeler's own).
+
+    This is the answer of ``GET /api/v1/projects/{id}/progress`` as it is (its schema)."""
 
     project_id: int
     scope: str
     prompts: PromptStates | None
     judgments: int
-    judgments_per_hour: list[dict[str, Any]]
+    judgments_per_hour: list[HourCount]
     per_labeler: list[LabelerProgress]
     median_seconds: float | None
     mean_seconds: float | None
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def percent_complete(self) -> int:
@@ -135,12 +142,11 @@ def _seconds(ms: Any) -> float | None:
     return None if ms is None else round(float(ms) / 1000, 1)
 
 
-def _hourly(session: Session, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _hourly(session: Session, params: dict[str, Any]) -> list[HourCount]:
     """Judgments by hour (UTC), the last 24 hours oldest first, empty hours included.
     Imported judgments of external labelers are left out: they are not labeling work."""
     return [
-        {"hour": row.hour.isoformat() + "Z", "count": row.n}
-        for row in session.execute(_HOURLY, params)
+        HourCount(row.hour.isoformat() + "Z", row.n) for row in session.execute(_HOURLY, params)
     ]
 
 
@@ -159,14 +165,14 @@ def _labelers(session: Session, params: dict[str, Any]) -> list[LabelerProgress]
     ]
 
 
-def project_progress(session: Session, user: User, project_id: int) -> Progress:
+def project_progress(session: Session, user: User, project_id: int) -> ProjectProgress:
     """The progress ``user`` may see (NotFound for a project they are not in)."""
     visible_project(session, user, project_id)
     whole = is_admin(user)
     params = {"pid": project_id, "uid": None if whole else user.id}
     states = PromptStates(**session.execute(_STATES, params).one()._asdict()) if whole else None
     times = session.execute(_TIMES, params).one()
-    return Progress(
+    return ProjectProgress(
         project_id=project_id,
         scope="project" if whole else "self",
         prompts=states,

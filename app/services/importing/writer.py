@@ -1,35 +1,21 @@
-"""Importing prompts (SPEC §3): one service for the API, the admin page and the CLI.
-
-An import is all or nothing. The file is read once, line by line; valid records are
-written in batches inside ONE transaction while the rest of the file is still being
-checked, and the first problem stops the writing. At the end, any problem rolls the
-whole transaction back and every problem found (up to 100) is reported with its line
-and field; otherwise the transaction commits. Prompt ids already in the project are
-skipped (``ON CONFLICT DO NOTHING``), and so are their judgments: re-importing a file
-is a no-op.
-"""
+"""Writing checked import rows: batches COPied through a staging table, on a second
+thread while the file is still being read. Flushes, never commits: the transaction
+belongs to ``import_file``."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from queue import Queue
 from threading import Thread
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import Project, User
-from app.db.models.projects import ProjectStatus
-from app.domain.errors import Conflict
+from app.db.models import User
 from app.domain.figures import prompt_figures
-from app.domain.importing.file import check_options, consume, refusal
-from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, parse
-from app.domain.importing.reader import read_lines
 from app.domain.importing.rows import ImportRow
-from app.services.projects import project_settings
 
 BATCH_SIZE = 1000
 
@@ -57,15 +43,6 @@ _COPY_COMPLETIONS = (
 _COPY_JUDGMENTS = (
     "COPY judgments (project_id, prompt_id, labeler_id, ranking, reject_all) FROM STDIN"
 )
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    """``imported``: new prompts; ``skipped``: prompts whose id was already there."""
-
-    imported: int
-    skipped: int
-    judgments: int
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -96,7 +73,7 @@ def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
     )
 
 
-class _Writer:
+class Writer:
     """Buffers valid rows and writes them in bulk; flushes, never commits.
 
     A batch of prompts is COPied into a temporary staging table, then moved with one
@@ -181,13 +158,13 @@ class _Writer:
         self.labelers.update(found.tuples().all())
 
 
-class _Pipeline:
+class Pipeline:
     """Hands full batches to the writer on a second thread, so that the database stores
     one batch while Python reads and checks the next. At most two batches wait in the
     queue, so memory stays bounded whatever the size of the file. The session is used
     by the writer thread only, until ``finish`` has joined it."""
 
-    def __init__(self, writer: _Writer) -> None:
+    def __init__(self, writer: Writer) -> None:
         self.writer = writer
         self.batch: list[ImportRow] = []
         self.queue: Queue[list[ImportRow] | None] = Queue(maxsize=2)
@@ -219,42 +196,3 @@ class _Pipeline:
             self.thread.join()
         if self.failure is not None:
             raise self.failure
-
-
-def _check_request(project: Project, fmt: str, labeler: str) -> None:
-    if project.status == ProjectStatus.archived.value:
-        raise Conflict("the project is archived: unarchive it before importing")
-    check_options(fmt, labeler)
-
-
-def import_file(
-    session: Session,
-    project: Project,
-    stream: BinaryIO,
-    fmt: str = "jsonl",
-    *,
-    labeler: str = DEFAULT_PAIRS_LABELER,
-) -> ImportResult:
-    """Import a file (plain or gzip; seekable) in ``fmt``: jsonl, csv or pairs.
-
-    ``labeler`` names the external labeler (``ext:…``) of the judgments that
-    preference pairs carry. Commits and returns the counts, or rolls back and raises
-    ValidationFailed listing every problem (``details: [{line, field, message}]``).
-    """
-    _check_request(project, fmt, labeler)
-    writer = _Writer(session, project.id, project_settings(project).labels_per_prompt)
-    pipeline = _Pipeline(writer)
-    try:
-        records = parse(fmt, read_lines(stream), labeler=labeler)
-        problems, repeats = consume(records, pipeline.add)
-        pipeline.finish(write_rest=not problems)
-        if problems:
-            raise refusal(problems)
-        session.commit()
-    except BaseException:
-        try:
-            pipeline.finish(write_rest=False)  # the writer must stop before the rollback
-        finally:
-            session.rollback()
-        raise
-    return ImportResult(writer.imported, writer.skipped + repeats, writer.judgments)

@@ -31,8 +31,8 @@ from app.db.models import AssignmentStatus, ProjectStatus, User
 from app.domain.assignment import needs_more_labels
 from app.domain.errors import Conflict, DomainError, Expired, NotFound, ProjectClosed
 from app.domain.figures import prompt_figures
-from app.services.assignment import with_retry
-from app.services.labeling import CleanJudgment, JudgmentIn, clean_judgment
+from app.services.labeling.assignment import with_retry
+from app.services.labeling.checks import CleanJudgment, JudgmentIn, clean_judgment
 from app.services.project_settings import ProjectSettings
 
 OPEN_STATUSES = frozenset({ProjectStatus.active.value, ProjectStatus.paused.value})

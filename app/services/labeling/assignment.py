@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Row, text
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import ProjectStatus, User
 from app.domain.errors import DomainError, Forbidden, NotFound, ProjectClosed
-from app.services.policy import is_admin
+from app.services.accounts.policy import is_admin
 from app.services.project_settings import ProjectSettings
 
 T = TypeVar("T")
@@ -195,34 +195,34 @@ _RECLAIM = text(
 )
 
 
+class TaskCompletion(NamedTuple):
+    """One completion of a task, as shown: ``(id, text)``."""
+
+    id: str
+    text: str
+
+
 @dataclass(frozen=True)
 class Task:
-    """One leased prompt; ``completions`` are (completion id, text) in display order.
+    """One leased prompt; ``completions`` are in display order.
 
     Whether the prompt is gold is deliberately not part of a task."""
 
     assignment_id: int
     prompt: Any
-    completions: list[tuple[str, str]]
+    completions: list[TaskCompletion]
     expires_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        """The API shape of SPEC §7."""
-        return {
-            "assignment_id": self.assignment_id,
-            "prompt": self.prompt,
-            "completions": [{"id": cid, "text": body} for cid, body in self.completions],
-            "expires_at": self.expires_at.isoformat(),
-        }
 
 
 def _task(row: Row[Any]) -> Task:
     texts = row.texts or {}
     order = list(row.display_order or [])
-    return Task(row.id, row.prompt, [(cid, texts.get(cid, "")) for cid in order], row.expires_at)
+    completions = [TaskCompletion(cid, texts.get(cid, "")) for cid in order]
+    return Task(row.id, row.prompt, completions, row.expires_at)
 
 
-def _next(session: Session, user: User, project_id: int) -> Task | None:
+def lease_task(session: Session, user: User, project_id: int) -> Task | None:
+    """``next_task`` inside the caller's transaction: flushes, never commits."""
     params = {"pid": project_id, "uid": user.id}
     row = session.execute(_NEXT, params).first()
     if row is not None and row.stale and row.id is None and row.member:
@@ -243,7 +243,7 @@ def next_task(session: Session, user: User, project_id: int) -> Task | None:
 
     def work() -> Task | None:
         try:
-            task = _next(session, user, project_id)
+            task = lease_task(session, user, project_id)
         except DomainError:
             session.rollback()
             raise

@@ -2,7 +2,7 @@
 ``pairs.jsonl``; the ``exports`` row mirrors the manifest.
 
 One use case serves the API and the CLI. The pairs are streamed: prompts come in id
-order through a server-side cursor (:mod:`app.services.export_stream`, one statement,
+order through a server-side cursor (:mod:`app.services.exports.stream`, one statement,
 so one snapshot), each becomes canonical JSON lines (``app.domain.pairs.pair_lines``)
 written and hashed on the fly. The agreement figures of the manifest are computed from
 the same stream (in constant memory, without bootstrap intervals), so they describe
@@ -37,7 +37,7 @@ from app.domain.errors import NotFound
 from app.domain.export_filters import ExportFilters
 from app.domain.pairs import CONSENSUS, PromptData, manifest_method_description, pair_lines
 from app.domain.project_summary import FigureAccumulator
-from app.services.export_stream import iter_prompts
+from app.services.exports.stream import iter_prompts
 from app.settings import Settings
 
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Completion, Judgment, Project, Prompt, User
 from app.domain.consensus import consensus
 from app.domain.errors import NotFound
-from app.services.projects import project_settings
+from app.services.projects import settings_of
 
 PER_PAGE = 20
 
@@ -142,7 +142,7 @@ def overlap_progress(session: Session, project: Project) -> dict[str, Any]:
     ``raised``: prompts whose target was raised above k (contested ones); ``waiting``:
     raised prompts still short of their target; ``extra_judgments``: judgments beyond k.
     """
-    settings = project_settings(project)
+    settings = settings_of(project)
     k = settings.labels_per_prompt
     raised = Prompt.target_labels > k
     counts = session.execute(

@@ -1,18 +1,19 @@
-"""Users, API tokens and login (with rate limiting by username and by address)."""
+"""Users and login (with rate limiting by username and by address); tokens are in
+``tokens``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import ApiToken, LoginAttempt, Role, User
+from app.db.models import LoginAttempt, Role, User
 from app.domain.errors import Conflict, NotFound, Problems, RateLimited, ValidationFailed
 from app.domain.names import EXTERNAL_PREFIX, USERNAME_RE
-from app.services.security import hash_password, hash_token, new_token, verify_password
+from app.services.accounts.security import hash_password, verify_password
 
 MIN_PASSWORD = 8
 
@@ -48,40 +49,6 @@ def get_user(session: Session, username: str) -> User:
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
-
-
-def create_token(session: Session, username: str, name: str = "cli") -> str:
-    """Mint an API token for a user; only its hash is stored. Returns the token once."""
-    user = get_user(session, username)
-    token = new_token()
-    session.add(
-        ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:12])
-    )
-    session.commit()
-    return token
-
-
-def revoke_token(session: Session, token_id: int, owner_id: int | None = None) -> None:
-    stmt = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    if owner_id is not None:
-        stmt = stmt.where(ApiToken.user_id == owner_id)
-    if session.execute(stmt.values(revoked_at=func.now())).rowcount == 0:
-        session.rollback()
-        raise NotFound(f"no active token {token_id}")
-    session.commit()
-
-
-def user_for_token(session: Session, token: str) -> User | None:
-    """The active user behind an unrevoked token, or None."""
-    return session.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked_at.is_(None),
-            User.is_active,
-        )
-    )
 
 
 @dataclass(frozen=True)
