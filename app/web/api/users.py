@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.accounts import tokens, users
 from app.web.deps import AdminUser, CurrentUser, SessionDep
@@ -20,6 +20,8 @@ class NewUser(BaseModel):
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     username: str
     role: str
@@ -36,12 +38,12 @@ class TokenOut(BaseModel):
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: NewUser, db: SessionDep, _: AdminUser) -> UserOut:
     user = users.create_user(db, body.username, body.password, body.role)
-    return UserOut(id=user.id, username=user.username, role=user.role)
+    return UserOut.model_validate(user)
 
 
 @router.get("/users/me", response_model=UserOut)
 def me(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, username=user.username, role=user.role)
+    return UserOut.model_validate(user)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
