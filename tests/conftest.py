@@ -16,7 +16,7 @@ from app.main import create_app
 from app.services.accounts import tokens, users
 from app.settings import Settings
 from app.web.deps import get_db
-from tests.pg import DatabaseFactory, server_url
+from tests.helpers.pg import DatabaseFactory, server_url
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

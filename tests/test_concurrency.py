@@ -19,7 +19,7 @@ from app.services.accounts import tokens
 from app.services.accounts.security import hash_password
 from app.services.labeling.assignment import lease_task, next_task
 from tests.factories import make_project, make_prompts
-from tests.live import live_server  # noqa: F401  (fixture)
+from tests.helpers.live import live_server  # noqa: F401  (fixture)
 
 LABELERS = 64
 PROMPTS = 500

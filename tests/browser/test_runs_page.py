@@ -14,8 +14,8 @@ from app.db.models import Export
 from app.services.accounts import users
 from tests.conftest import PASSWORD
 from tests.factories import make_project
+from tests.helpers.live import LiveServer, start_server
 from tests.helpers.worker import worker_env, worker_process
-from tests.live import LiveServer, start_server
 from tests.training.conftest import build_tiny_llama, marker_rows, write_export
 
 pytestmark = pytest.mark.browser

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "live-test-secret-key-0123456789"
 READY_TIMEOUT_S = 60.0
 

@@ -1,6 +1,6 @@
 """A user of the embedded server in its own process, for tests/test_embedded_pg.py.
 
-    python -m tests.embedded_helpers.hold_server DATA_DIR MODE LABEL
+    python -m tests.helpers.hold_server DATA_DIR MODE LABEL
 
 Starts ``EmbeddedPostgres(DATA_DIR)``, inserts LABEL into the table ``notes``, prints
 ``READY <url>`` and then, by MODE:
