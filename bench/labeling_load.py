@@ -40,6 +40,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
+from app.services.security import hash_password
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -47,9 +48,8 @@ from sqlalchemy.orm import Session
 from app.db import migrate
 from app.db.models import User
 from app.services import users
-from app.services.security import hash_password
 from tests.factories import make_project, make_prompts
-from tests.live import start_server
+from tests.helpers.live import start_server
 
 
 @dataclass

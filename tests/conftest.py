@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from app.db.models import User
 from app.main import create_app
-from app.services import users
+from app.services.accounts import tokens, users
 from app.settings import Settings
 from app.web.deps import get_db
-from tests.pg import DatabaseFactory, server_url
+from tests.helpers.pg import DatabaseFactory, server_url
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -123,7 +123,7 @@ def token_for(db: Session) -> Callable[[User], dict[str, str]]:
     """Authorization headers for a user."""
 
     def headers(user: User) -> dict[str, str]:
-        return {"Authorization": f"Bearer {users.create_token(db, user.username)}"}
+        return {"Authorization": f"Bearer {tokens.create_token(db, user.username)}"}
 
     return headers
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from app.db.models import Project
 from app.services import projects
 from tests.factories import make_project
-from tests.test_auth import csrf_of, login
-from tests.test_import import counts, jsonl, row
+from tests.helpers.imports import counts, jsonl, row
+from tests.helpers.pages import csrf_of, login
 
 HTMX = {"HX-Request": "true"}
 

@@ -15,25 +15,7 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app.db.models import Judgment, Prompt
 from app.services import projects
-from tests.test_exports import prompt, ranking, seed_project
-
-A_B, B_A = ranking("a", "b"), ranking("b", "a")
-# Outcome pairs (x, y) on 20 two-completion prompts: 10 x agree on a>b, 6 agree on b>a,
-# 2 times x says a>b and y b>a, 2 times the reverse.
-OUTCOMES = [(A_B, A_B)] * 10 + [(B_A, B_A)] * 6 + [(A_B, B_A)] * 2 + [(B_A, A_B)] * 2
-
-
-def hand_project() -> list[dict[str, Any]]:
-    """20 pairs judged by x and y, plus one 3-completion prompt: x a>b>c, y b>a>c.
-
-    The prompt t17 (x says a>b, y says b>a) carries the gold ranking a>b.
-    """
-    records = []
-    for n, (x, y) in enumerate(OUTCOMES):
-        extra = {"gold": A_B} if n == 17 else {}
-        records.append(prompt(f"t{n:02d}", "ab", {"x": x, "y": y}, **extra))
-    records.append(prompt("w", "abc", {"x": ranking("a", "b", "c"), "y": ranking("b", "a", "c")}))
-    return records
+from tests.helpers.judged import A_B, OUTCOMES, hand_project, seed_project
 
 
 def get_agreement(client, headers, project_id: int) -> dict[str, Any]:

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 
 from app.db.models import ApiToken, User
 from tests.conftest import PASSWORD
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF field"
-    return match.group(1)
-
-
-def login(client, username: str, password: str = PASSWORD):
-    token = csrf_of(client.get("/login").text)
-    return client.post(
-        "/login",
-        data={"username": username, "password": password, "csrf_token": token},
-        follow_redirects=False,
-    )
+from tests.helpers.pages import csrf_of, login
 
 
 def test_api_without_token_is_401_with_json_error(client):

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.models import User
 from app.domain.figures import prompt_figures
-from app.services import users
-from app.services.assignment import _next, next_task
-from app.services.security import hash_password
+from app.services.accounts import tokens
+from app.services.accounts.security import hash_password
+from app.services.labeling.assignment import lease_task, next_task
 from tests.factories import make_project, make_prompts
-from tests.live import live_server  # noqa: F401  (fixture)
+from tests.helpers.live import live_server  # noqa: F401  (fixture)
 
 LABELERS = 64
 PROMPTS = 500
@@ -40,7 +40,7 @@ def make_labelers(db: Session, n: int) -> list[tuple[User, str]]:
     people = [User(username=f"crowd{i}", password_hash=digest, role="labeler") for i in range(n)]
     db.add_all(people)
     db.commit()
-    return [(u, users.create_token(db, u.username)) for u in people]
+    return [(u, tokens.create_token(db, u.username)) for u in people]
 
 
 class Crowd:
@@ -183,7 +183,7 @@ def test_a_second_concurrent_next_waits_for_the_first_and_returns_its_lease(data
             project = make_project(db, members=[user])
             make_prompts(db, project, 5)
         first = sessions()
-        held = _next(first, user, project.id)  # leased, not committed yet
+        held = lease_task(first, user, project.id)  # leased, not committed yet
         result: dict = {}
         second = threading.Thread(
             target=lambda: result.update(task=next_task(sessions(), user, project.id))

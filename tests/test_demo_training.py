@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from app.cli import app as cli_app
 from app.db.models import Export, Judgment, Project, TrainingRun
 from app.db.models.runs import RunMetric
-from app.services import runs
 from app.services.demo import REVIEWED_PROJECT_NAME, reviewed_rows
+from app.services.runs import queue as runs
 from app.settings import Settings
 
 pytest.importorskip("trl")

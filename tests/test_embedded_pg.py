@@ -3,7 +3,7 @@
 Each failure mode listed in ``app/db/embedded.py`` is produced for real: users killed by
 SIGKILL or SIGTERM, a zombie postmaster, a ``postmaster.pid`` naming an unrelated process,
 two processes starting a fresh folder at once. Other processes run
-``tests/embedded_helpers/hold_server.py``.
+``tests/helpers/hold_server.py``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from sqlalchemy.pool import NullPool
 
 from app.db.embedded import SYSTEM_USER, EmbeddedPostgres
 from app.db.embedded_state import PostmasterRecord, is_live_postgres
-from tests.embedded_helpers.hold_server import insert_label
+from tests.helpers.hold_server import insert_label
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPER = "tests.embedded_helpers.hold_server"
+HELPER = "tests.helpers.hold_server"
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -1,11 +1,9 @@
-"""Exports (SPEC §4, §5, §7): rows, bytes, manifest, filters, downloads, errors, roles.
-
-The helpers at the top (a small hand-checkable project) serve the agreement tests too."""
+"""Exports (SPEC §4, §5, §7): rows, bytes, manifest, filters, downloads, errors, roles,
+on the small hand-checkable project of ``tests.helpers.judged``."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -13,64 +11,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from app.db.models import Export, Project
+from app.db.models import Export
+from app.domain import project_summary
 from app.domain.pairs import pair_lines
-from app.services import agreement, exports, importing, projects
-
-
-def ranking(*tiers: str) -> list[list[str]]:
-    """``ranking("a", "bc")`` -> ``[["a"], ["b", "c"]]`` (one letter per completion)."""
-    return [list(tier) for tier in tiers]
-
-
-def prompt(pid: str, ids: str, judgments: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """An import record with completions ``ids`` (letters) and ``{labeler: ranking}``."""
-    return {
-        "id": pid,
-        "prompt": extra.pop("text", f"Question {pid}?"),
-        "completions": [{"id": c, "text": f"answer {c} of {pid}"} for c in ids],
-        "judgments": [
-            {"labeler": f"ext:{name}", "reject_all": True}
-            if value == "reject"
-            else {"labeler": f"ext:{name}", "ranking": value}
-            for name, value in judgments.items()
-        ],
-        **extra,
-    }
-
-
-# Hand-checkable: see the expected pairs in tests/test_exports.py.
-SMALL = [
-    prompt(
-        "p1",
-        "abc",
-        {"x": ranking("a", "b", "c"), "y": ranking("a", "c", "b"), "z": ranking("b", "a", "c")},
-    ),
-    prompt("p2", "ab", {"x": ranking("ab"), "y": ranking("a", "b")}),
-    prompt(
-        "p3",
-        "ab",
-        {"x": ranking("b", "a")},
-        text=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
-    ),
-    prompt("p4", "ab", {"x": ranking("a", "b")}, gold=ranking("a", "b")),
-    prompt("p5", "ab", {"x": "reject", "y": ranking("a", "b")}),
-]
-
-
-def jsonl(records: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-
-
-def seed_project(
-    db: Session, records: list[dict[str, Any]], name: str = "small", **settings: Any
-) -> Project:
-    """A project holding ``records``, imported through the import service."""
-    project = projects.create_project(db, name, settings or None)
-    importing.import_file(db, project, io.BytesIO(jsonl(records)), "jsonl")
-    return project
+from app.services import exports, projects
+from tests.helpers.judged import SMALL, prompt, ranking, seed_project
 
 
 def create(client, headers, project_id: int, **body: Any):
@@ -185,7 +131,7 @@ def test_manifest_agreement_is_the_project_figures(client, db, admin_headers):
 def test_manifest_figures_do_not_depend_on_the_chunk_size(db, settings, monkeypatch):
     project = seed_project(db, SMALL)
     whole = exports.create_export(db, settings, project).manifest["agreement"]
-    monkeypatch.setattr(agreement, "CHUNK_PROMPTS", 1)
+    monkeypatch.setattr(project_summary, "CHUNK_PROMPTS", 1)
     chunked = exports.create_export(db, settings, project).manifest["agreement"]
     assert chunked == whole and whole["pairwise_agreement"] is not None
 

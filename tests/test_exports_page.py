@@ -10,9 +10,8 @@ from sqlalchemy import update
 
 from app.db.models import Judgment, Prompt
 from app.services import projects
-from tests.test_agreement_api import hand_project
-from tests.test_auth import csrf_of, login
-from tests.test_exports import prompt, ranking, seed_project
+from tests.helpers.judged import hand_project, prompt, ranking, seed_project
+from tests.helpers.pages import csrf_of, login
 
 HTMX = {"HX-Request": "true"}
 

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Completion, Prompt
 from app.main import create_app
-from app.services import users
+from app.services.accounts import tokens, users
 from app.settings import Settings
 from tests.conftest import PASSWORD
-from tests.test_worker_kill import worker_env, worker_process
+from tests.helpers.worker import worker_env, worker_process
 from tests.training.conftest import MARKER, WORDS, build_tiny_llama
 
 RUNS = "/api/v1/training-runs"
@@ -92,11 +92,11 @@ def world(databases, tmp_path) -> Iterator[tuple[TestClient, dict, list[dict], S
     engine = create_engine(url)
     with Session(engine) as session:
         users.create_user(session, "root", PASSWORD, "admin")
-        admin = {"Authorization": f"Bearer {users.create_token(session, 'root')}"}
+        admin = {"Authorization": f"Bearer {tokens.create_token(session, 'root')}"}
         labelers = []
         for name in ("ann", "bob"):
             users.create_user(session, name, PASSWORD, "labeler")
-            labelers.append({"Authorization": f"Bearer {users.create_token(session, name)}"})
+            labelers.append({"Authorization": f"Bearer {tokens.create_token(session, name)}"})
     engine.dispose()
     with TestClient(create_app(settings)) as client:
         yield client, admin, labelers, settings

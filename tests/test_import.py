@@ -4,48 +4,14 @@ line and field, re-import is a no-op."""
 from __future__ import annotations
 
 import gzip
-import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.db.models import Completion, Judgment, Prompt, User
 from app.web.api import imports
 from tests.factories import make_project
-
-NDJSON = {"Content-Type": "application/x-ndjson"}
-
-
-def row(pid: str = "p1", n: int = 2, **extra) -> dict:
-    """A valid JSONL record with ``n`` completions a, b, c, …"""
-    completions = [{"id": chr(97 + i), "text": f"reply {i}"} for i in range(n)]
-    return {"id": pid, "prompt": f"question {pid}", "completions": completions, **extra}
-
-
-def jsonl(*records) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in records).encode()
-
-
-def counts(db) -> tuple[int, int, int, int]:
-    return tuple(
-        db.scalar(select(func.count()).select_from(model))
-        for model in (Prompt, Completion, Judgment, User)
-    )
-
-
-def post(client, headers, project_id, body: bytes, fmt: str | None = None, **params):
-    params = {"format": fmt, **params} if fmt else params
-    return client.post(
-        f"/api/v1/projects/{project_id}/import",
-        content=body,
-        params=params,
-        headers={**NDJSON, **headers},
-    )
-
-
-def problems(response) -> list[tuple[int | None, str]]:
-    assert response.status_code == 422, response.text
-    return [(d["line"], d["field"]) for d in response.json()["error"]["details"]]
+from tests.helpers.imports import counts, jsonl, post, problems, row
 
 
 @pytest.fixture
@@ -189,7 +155,7 @@ def test_errors_stop_at_one_hundred(client, db, admin_headers, project):
     body = b"nope\n" * 150
     response = post(client, admin_headers, project.id, body)
     assert len(problems(response)) == 100
-    assert "100+ problem(s)" in response.json()["error"]["message"]
+    assert "(and 99+ more problem(s))" in response.json()["error"]["message"]
 
 
 def test_error_after_a_written_batch_rolls_everything_back(client, db, admin_headers, project):

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.db.models import Project, ProjectMember, Prompt, User
+from app.services.accounts.users import LoginPolicy, login
 from app.services.demo import DEMO_PROMPTS, PROJECT_NAME
 from app.services.projects import create_project
-from app.services.users import LoginPolicy, login
-from tests.test_import import jsonl, row
+from tests.helpers.imports import jsonl, row
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from app.db.models import Completion, Judgment, Prompt, User
 from app.domain.figures import prompt_figures
 from app.services import importing
 from tests.factories import make_project
-from tests.test_import import counts, jsonl, post, problems
+from tests.helpers.imports import counts, jsonl, post, problems
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 HH = SHARED / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from app.db.models import Assignment, Judgment
 from tests.factories import make_project, make_prompts
-from tests.test_auth import csrf_of, login
+from tests.helpers.pages import csrf_of, login
 
 XSS = "<script>window.__xss = 1</script><img src=x onerror=alert(1)>"
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from app.db.models import Assignment, Judgment, Prompt
 from app.services import importing
-from app.services.progress import project_progress
+from app.services.labeling.progress import project_progress
 from tests.factories import add_members, make_project, make_prompts
 
 
@@ -87,9 +87,9 @@ def test_admin_sees_states_hours_and_every_labeler(db, scene):
     )
     assert progress.judgments == 4
     hours = progress.judgments_per_hour
-    assert len(hours) == 24 and hours[-1]["count"] == 3  # the imported one is left out
-    assert sum(h["count"] for h in hours) == 3
-    assert hours[0]["hour"] < hours[-1]["hour"] and hours[-1]["hour"].endswith(":00:00Z")
+    assert len(hours) == 24 and hours[-1].count == 3  # the imported one is left out
+    assert sum(h.count for h in hours) == 3
+    assert hours[0].hour < hours[-1].hour and hours[-1].hour.endswith(":00:00Z")
     by_name = {row.labeler: row for row in progress.per_labeler}
     assert set(by_name) == {"alice", "bob", "carol", "ext:old"}
     assert (by_name["alice"].judgments, by_name["alice"].median_seconds) == (2, 3.0)
@@ -106,7 +106,7 @@ def test_labeler_sees_only_their_own_numbers(db, scene):
     assert progress.scope == "self" and progress.prompts is None
     assert progress.judgments == 2
     assert [row.labeler for row in progress.per_labeler] == ["alice"]
-    assert sum(h["count"] for h in progress.judgments_per_hour) == 2
+    assert sum(h.count for h in progress.judgments_per_hour) == 2
     assert progress.median_seconds == 3.0
 
 
@@ -130,4 +130,4 @@ def test_empty_project_has_zero_progress(db, make_user):
     progress = project_progress(db, admin, make_project(db).id)
     assert progress.prompts.total == 0 and progress.percent_complete == 0
     assert progress.per_labeler == [] and progress.median_seconds is None
-    assert [h["count"] for h in progress.judgments_per_hour] == [0] * 24
+    assert [h.count for h in progress.judgments_per_hour] == [0] * 24

@@ -6,44 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy.orm import Session
 
-from app.db.models import Export, Project, RunMetric, TrainingRun
-from app.settings import Settings
+from app.db.models import Export, RunMetric
+from app.services.runs import queue as runs_queue
 from tests.factories import make_project, make_prompts
-from tests.training.conftest import marker_rows, write_export
+from tests.helpers.runs import finished_run, make_export
 
 API = "/api/v1/training-runs"
-
-
-def make_export(db: Session, settings: Settings, project: Project | None = None) -> Export:
-    """An export row and its files under DATA_DIR/exports/<id> (toy marker pairs)."""
-    project = project or make_project(db)
-    export = Export(
-        project_id=project.id,
-        strategy="consensus",
-        filters={},
-        manifest={"counts": {"pairs": 12}, "agreement": {"pairwise_agreement": 0.8}},
-        path="",
-    )
-    db.add(export)
-    db.flush()
-    folder = write_export(settings.exports_dir / str(export.id), marker_rows(6))
-    export.path = str(folder)
-    db.commit()
-    return export
-
-
-def finished_run(db: Session, kind: str, status: str = "succeeded", **values) -> TrainingRun:
-    run = TrainingRun(
-        kind=kind,
-        status=status,
-        max_attempts=3,
-        **{"base_model": "tiny-base", "config": {}, **values},
-    )
-    db.add(run)
-    db.commit()
-    return run
 
 
 @pytest.fixture
@@ -249,3 +218,17 @@ def test_labelers_get_403_everywhere(client, make_user, token_for, db, export):
         )
         assert response.status_code == 403, (method, url)
     assert client.get(API).status_code == 401
+
+
+def test_a_config_error_that_names_its_field_is_taken_at_its_word():
+    """``training.config.ConfigError`` carries ``.field``: no parsing of its message."""
+
+    class NamedError(ValueError):
+        def __init__(self, field: str, message: str) -> None:
+            super().__init__(message)
+            self.field = field
+
+    field_of = runs_queue.config_error_field
+    assert field_of("ppo", NamedError("lora_r", "whatever it says")) == "config.lora_r"
+    assert field_of("ppo", NamedError("preset", "no such preset")) == "preset"
+    assert field_of("ppo", ValueError("lora_r must be >= 1")) == "config.lora_r"

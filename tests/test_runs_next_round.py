@@ -1,4 +1,4 @@
-"""A generate run's completions become the next labeling round (app/services/next_round.py)."""
+"""A generate run's completions become the next labeling round (app/services/runs/next_round.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.models import Completion, Project, ProjectMember, Prompt
-from app.domain.errors import Conflict
-from app.services import next_round
+from app.domain.errors import Conflict, ValidationFailed
+from app.services.runs import next_round
 from tests.factories import make_project
-from tests.test_runs_api import finished_run
+from tests.helpers.runs import finished_run
 
 
 def generated_file(tmp_path, n: int = 3):
@@ -60,6 +60,19 @@ def test_round_project_copies_settings_and_members_and_is_idempotent(db, make_us
     assert again.id == project.id and db.scalar(count) == 6
     rounds = select(func.count()).where(Project.name.like(f"Next round: run {run.id} %"))
     assert db.scalar(rounds) == 1
+
+
+def test_a_refused_import_leaves_no_project_behind(db, tmp_path):
+    """The project, its members and the import are one unit of work."""
+    run = finished_run(db, "generate", "running", base_model="base")
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"id": "q1", "prompt": "Hi", "completions": [{"id": "c1", "text": "x"}]}\n')
+    with pytest.raises(ValidationFailed):
+        next_round.create_round(db, run.id, path)
+    db.expire_all()
+    assert db.get(type(run), run.id).result_project_id is None
+    rounds = select(func.count()).where(Project.name.like(f"Next round: run {run.id} %"))
+    assert db.scalar(rounds) == 0
 
 
 def test_only_generate_runs_make_a_round(db, tmp_path):

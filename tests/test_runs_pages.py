@@ -10,8 +10,8 @@ from sqlalchemy import insert
 
 from app.db.models import Completion, Judgment, Prompt, RunMetric, TrainingRun
 from tests.factories import make_project
-from tests.test_auth import csrf_of, login
-from tests.test_runs_api import finished_run, make_export
+from tests.helpers.pages import csrf_of, login
+from tests.helpers.runs import finished_run, make_export
 from tests.training.conftest import marker_rows
 from training.data import split_by_prompt
 

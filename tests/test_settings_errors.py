@@ -69,7 +69,7 @@ def test_status_transitions_follow_the_lifecycle(client, admin_headers):
 
 
 def test_html_error_page_for_browsers(client, make_user):
-    from tests.test_auth import login
+    from tests.helpers.pages import login
 
     make_user("labeler", "lena")
     login(client, "lena")
@@ -79,7 +79,7 @@ def test_html_error_page_for_browsers(client, make_user):
 
 
 def test_htmx_error_is_a_toast(client, make_user):
-    from tests.test_auth import login
+    from tests.helpers.pages import login
 
     make_user("labeler", "lena")
     login(client, "lena")

@@ -4,60 +4,21 @@ with each step's metrics stored once. SIGTERM then stops the idle worker cleanly
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, RunMetric, TrainingRun
-from app.services import runs
+from app.services.runs import queue as runs
 from app.settings import Settings
-from tests.conftest import ROOT
 from tests.factories import make_project
-from tests.test_worker_runs import SLOW_DPO, wait_for
+from tests.helpers.worker import SLOW_DPO, wait_for, worker_env, worker_process
 from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+from training.schema import FINAL
 
-PREFLOOP = Path(sys.executable).parent / "prefloop"
 MAX_STEPS = 6
-
-
-def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(data_dir),
-        "PYTHONPATH": str(ROOT),  # this checkout's packages, whatever is installed
-        "WORKER_HEARTBEAT_SECONDS": "0.5",
-        "WORKER_STALE_SECONDS": "10",
-        "HF_HUB_OFFLINE": "1",
-        "LOG_LEVEL": "info",
-        "ENVIRONMENT": "development",
-    }
-
-
-@contextmanager
-def worker_process(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(PREFLOOP), "worker", "--name", name, "--poll-seconds", "0.2"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.timeout(300)
@@ -109,7 +70,7 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         wait_for(lambda: current().attempts == 2, 60)
-        wait_for(lambda: current().status in runs.FINAL, 120)
+        wait_for(lambda: current().status in FINAL, 120)
         done = current()
         assert done.status == "succeeded", done.error
         assert done.attempts == 2 and done.worker != victim_name

@@ -156,6 +156,8 @@ def test_cancel_request_stops_at_the_next_logging_step(queue_engine):
     with queue_engine.begin() as conn:
         conn.execute(update(TrainingRun).values(cancel_requested=True))
     assert lease.should_stop() is True
+    with pytest.raises(ValueError, match="cannot become 'running'"):
+        lease.finish("running")  # not a move of training.schema.TRANSITIONS
     assert lease.finish("cancelled") is True
     assert run_row(queue_engine, run.id).status == "cancelled"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Export, RunMetric, TrainingRun
 from app.main import create_app
-from app.services import runs, users
+from app.services.accounts import tokens, users
+from app.services.runs import queue as runs
 from app.settings import Settings
 from tests.factories import make_project
+from tests.helpers.worker import SLOW_DPO, wait_for
 from tests.training.conftest import build_tiny_llama, marker_rows, write_export
 from training.worker import Worker
-
-SLOW_DPO = {"max_steps": 40, "logging_steps": 1, "eval_fraction": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +94,6 @@ def steps(world, run_id: int) -> list[int]:
         )
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_reward_run_streams_metrics_and_stores_its_artifact(world, export_id, tiny_model):
     run_id = queue(
         world, kind="reward", export_id=export_id, base_model=tiny_model, preset="tiny-cpu"
@@ -143,7 +136,7 @@ def api(world) -> Iterator[tuple[TestClient, dict[str, str]]]:
     with Session(engine) as session:
         name = f"admin-{time.monotonic_ns()}"
         users.create_user(session, name, "correct-horse-battery", "admin")
-        headers = {"Authorization": f"Bearer {users.create_token(session, name)}"}
+        headers = {"Authorization": f"Bearer {tokens.create_token(session, name)}"}
     with TestClient(create_app(settings)) as client:
         yield client, headers
 

@@ -1,5 +1,5 @@
-"""The runs queue as the worker sees it: the two tables it touches (Core only, no app
-import), the shared folder layout, claiming a run with ``FOR UPDATE SKIP LOCKED`` and
+"""The runs queue as the worker sees it: the two tables of ``training.schema`` (Core only,
+no app import), the shared folder layout, claiming a run with ``FOR UPDATE SKIP LOCKED`` and
 re-queueing runs whose worker stopped heartbeating. ``training.worker`` runs what it claims.
 """
 
@@ -13,51 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+
+from training.schema import LOG_TAIL_CHARS, RunKind, RunStatus, run_metrics, training_runs
 
 log = logging.getLogger("training.queue")
 
-metadata = sa.MetaData()
-_TS, _ID, JSON_TYPE = sa.DateTime(timezone=True), sa.BigInteger, JSONB(none_as_null=True)
-
-
-def _table(name: str, **columns: Any) -> sa.Table:
-    """The columns of an app table that the worker reads or writes (Core, no ORM)."""
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("id", _ID, primary_key=True),
-        *(sa.Column(key, kind) for key, kind in columns.items()),
-    )
-
-
-training_runs = _table(
-    "training_runs",
-    kind=sa.String,
-    status=sa.String,
-    config=JSON_TYPE,
-    export_id=_ID,
-    base_model=sa.String,
-    parent_run_id=_ID,
-    worker=sa.String,
-    heartbeat_at=_TS,
-    attempts=sa.Integer,
-    max_attempts=sa.Integer,
-    cancel_requested=sa.Boolean,
-    created_at=_TS,
-    started_at=_TS,
-    finished_at=_TS,
-    error=sa.Text,
-    log_tail=sa.Text,
-    artifact_uri=sa.String,
-)
-run_metrics = _table(
-    "run_metrics", run_id=_ID, step=sa.Integer, values=JSON_TYPE, samples=JSON_TYPE
-)
-
-KINDS = ("reward", "dpo", "ppo", "generate")
-LOG_TAIL_LINES = 200
-ERROR_CHARS = 4000
 INPUTS_DIR = "inputs"
 PROMPTS_FILE = "prompts.jsonl"
 
@@ -103,7 +63,10 @@ def owned_attempt(run: ClaimedRun) -> Any:
     """The WHERE clause that holds while this attempt still owns the row."""
     c = training_runs.c
     return sa.and_(
-        c.id == run.id, c.worker == run.worker, c.attempts == run.attempt, c.status == "running"
+        c.id == run.id,
+        c.worker == run.worker,
+        c.attempts == run.attempt,
+        c.status == RunStatus.running,
     )
 
 
@@ -112,7 +75,11 @@ def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, st
     ``stale_seconds``; returns ``[(run_id, new_status)]``. Safe to call from many workers."""
     c, stale = training_runs.c, float(stale_seconds)
     give_up = c.attempts >= c.max_attempts
-    new_status = sa.case((c.cancel_requested, "cancelled"), (give_up, "failed"), else_="queued")
+    new_status = sa.case(
+        (c.cancel_requested, RunStatus.cancelled.value),
+        (give_up, RunStatus.failed.value),
+        else_=RunStatus.queued.value,
+    )
     note = sa.func.concat(
         "\n[requeue] worker ",
         c.worker,
@@ -125,7 +92,7 @@ def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, st
     stmt = (
         sa.update(training_runs)
         .where(
-            c.status == "running",
+            c.status == RunStatus.running,
             c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, stale),
         )
         .values(
@@ -143,8 +110,8 @@ def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, st
                 ),
                 else_=c.error,
             ),
-            finished_at=sa.case((new_status == "queued", None), else_=sa.func.now()),
-            log_tail=sa.func.right(sa.func.concat(c.log_tail, note), 20_000),
+            finished_at=sa.case((new_status == RunStatus.queued.value, None), else_=sa.func.now()),
+            log_tail=sa.func.right(sa.func.concat(c.log_tail, note), LOG_TAIL_CHARS),
             worker=None,
             heartbeat_at=None,
         )
@@ -154,12 +121,14 @@ def requeue_stale(engine: sa.Engine, stale_seconds: float) -> list[tuple[int, st
         return [(row.id, row.status) for row in conn.execute(stmt)]
 
 
-def claim(engine: sa.Engine, worker: str, kinds: Sequence[str] = KINDS) -> ClaimedRun | None:
+def claim(
+    engine: sa.Engine, worker: str, kinds: Sequence[str] = tuple(RunKind)
+) -> ClaimedRun | None:
     """Claim the oldest queued run of one of ``kinds``; None when there is none."""
     c = training_runs.c
     oldest = (
         sa.select(c.id)
-        .where(c.status == "queued", c.kind.in_(list(kinds)))
+        .where(c.status == RunStatus.queued, c.kind.in_([str(k) for k in kinds]))
         .order_by(c.created_at, c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -169,7 +138,7 @@ def claim(engine: sa.Engine, worker: str, kinds: Sequence[str] = KINDS) -> Claim
         sa.update(training_runs)
         .where(c.id == oldest)
         .values(
-            status="running",
+            status=RunStatus.running.value,
             attempts=c.attempts + 1,
             worker=worker,
             started_at=sa.func.now(),

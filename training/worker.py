@@ -1,8 +1,8 @@
 """The training worker: claims queued runs from the ``training_runs`` table and runs them.
 
 Workers on one machine or many share one PostgreSQL database and one ``DATA_DIR`` (a shared
-folder, see ``RunPaths``). This module never imports the web app: it declares the two tables it
-touches (Core only) and reads the export format. The life of a run here:
+folder, see ``RunPaths``). This module never imports the web app: it uses the two tables of
+``training.schema`` (Core only) and reads the export format. The life of a run here:
 
 1. **claim** — the oldest queued run of a kind this worker serves, with ``SELECT … FOR UPDATE
    SKIP LOCKED``: ``attempts += 1``, ``running``, ``worker``, ``started_at``, ``heartbeat_at``;
@@ -37,21 +37,25 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
 from training.queue import (
-    ERROR_CHARS,
     INPUTS_DIR,
-    JSON_TYPE,
-    KINDS,
-    LOG_TAIL_LINES,
     ClaimedRun,
     RunPaths,
     claim,
     json_safe,
     owned_attempt,
     requeue_stale,
+)
+from training.runtime import Callbacks
+from training.schema import (
+    ERROR_CHARS,
+    JSON_TYPE,
+    LOG_TAIL_LINES,
+    TRANSITIONS,
+    RunKind,
+    RunStatus,
     run_metrics,
     training_runs,
 )
-from training.runtime import Callbacks
 
 log = logging.getLogger("training.worker")
 
@@ -183,12 +187,15 @@ class Lease(Callbacks):
         self, status: str, *, error: str | None = None, artifact_uri: str | None = None
     ) -> bool:
         """Close the attempt; False when the lease was already lost (nothing is written)."""
+        status = RunStatus(status)
+        if status not in TRANSITIONS[RunStatus.running]:
+            raise ValueError(f"a running run cannot become {status.value!r}")
         values: dict[str, Any] = {
-            "status": status,
+            "status": status.value,
             "log_tail": self.tail.text(),
             "error": error[-ERROR_CHARS:] if error else None,
         }
-        if status == "queued":
+        if status == RunStatus.queued:
             values.update(worker=None, heartbeat_at=None, started_at=None)
         else:
             values.update(finished_at=sa.func.now(), artifact_uri=artifact_uri)
@@ -223,7 +230,7 @@ class Worker:
 
     ``on_success(run, result)`` runs after ``training.run`` returns and before the run is marked
     succeeded; if it raises, the run fails with that error (the app uses it to turn a generate
-    run's output into a labeling project, see ``app.services.next_round``).
+    run's output into a labeling project, see ``app.services.runs.next_round``).
     """
 
     def __init__(
@@ -235,12 +242,13 @@ class Worker:
         heartbeat_seconds: float = 10.0,
         stale_seconds: float = 60.0,
         poll_seconds: float = 5.0,
-        kinds: Sequence[str] = KINDS,
+        kinds: Sequence[str] = tuple(RunKind),
         on_success: OnSuccess | None = None,
     ) -> None:
-        unknown = sorted(set(kinds) - set(KINDS))
+        unknown = sorted(set(kinds) - set(RunKind))
         if unknown or not kinds:
-            raise ValueError(f"kinds must be some of {list(KINDS)}, got {list(kinds)}")
+            choices = [k.value for k in RunKind]
+            raise ValueError(f"kinds must be some of {choices}, got {list(kinds)}")
         self.engine, self.name, self.paths = engine, name, RunPaths(Path(data_dir))
         self.heartbeat_seconds, self.stale_seconds = heartbeat_seconds, stale_seconds
         self.poll_seconds, self.kinds, self.on_success = poll_seconds, tuple(kinds), on_success
@@ -282,7 +290,8 @@ class Worker:
             return None
 
     def execute(self, run: ClaimedRun) -> str:
-        """Run one claimed attempt to its end; returns the status it ended in."""
+        """Run one claimed attempt to its end; returns the status it ended in (``"lost"`` when
+        another worker had taken the run over)."""
         log.info("worker %s runs %s run %s (attempt %s)", self.name, run.kind, run.id, run.attempt)
         tail = LogTail(run.log_tail)
         with (
@@ -295,15 +304,15 @@ class Worker:
             )
             status, error = self._attempt(run, lease)
             tail.add(f"[worker] attempt {run.attempt} ended: {status}")
-            artifact = str(self.paths.run_dir(run.id)) if status == "succeeded" else None
+            artifact = str(self.paths.run_dir(run.id)) if status == RunStatus.succeeded else None
             if not lease.finish(status, error=error, artifact_uri=artifact):
                 log.warning(
                     "run %s was taken from worker %s; its result is dropped", run.id, self.name
                 )
                 return "lost"
-        return status
+        return status.value
 
-    def _attempt(self, run: ClaimedRun, lease: Lease) -> tuple[str, str | None]:
+    def _attempt(self, run: ClaimedRun, lease: Lease) -> tuple[RunStatus, str | None]:
         from training import Cancelled
 
         try:
@@ -311,12 +320,13 @@ class Worker:
             if self.on_success is not None:
                 self.on_success(run, result)
         except Cancelled:
-            return ("queued" if self.stopping.is_set() else "cancelled"), None
+            stopped = RunStatus.queued if self.stopping.is_set() else RunStatus.cancelled
+            return stopped, None
         except Exception as exc:  # noqa: BLE001 — any error of a run is the run's failure
             lease.tail.add(traceback.format_exc().rstrip())
             log.error("run %s failed: %s", run.id, exc)
-            return "failed", f"{type(exc).__name__}: {exc}"
-        return "succeeded", None
+            return RunStatus.failed, f"{type(exc).__name__}: {exc}"
+        return RunStatus.succeeded, None
 
     def _train(self, run: ClaimedRun, callbacks: Callbacks) -> Any:
         import training
@@ -325,9 +335,9 @@ class Worker:
         _clear_outputs(out)
         data = self.paths.export_dir(run.export_id) if run.export_id is not None else None
         extra: dict[str, Any] = {}
-        if run.kind == "ppo" and run.parent_run_id is not None:
+        if run.kind == RunKind.ppo and run.parent_run_id is not None:
             extra["reward"] = self.paths.run_dir(run.parent_run_id)
-        if run.kind == "generate":
+        if run.kind == RunKind.generate:
             extra["prompts"] = self.paths.prompts_file(run.id)
             if run.parent_run_id is not None:
                 extra["adapter"] = self.paths.run_dir(run.parent_run_id)

@@ -69,7 +69,7 @@ def user_create(
     ] = False,
 ) -> None:
     """Create a user (password from a prompt, or --password-stdin)."""
-    from app.services import users
+    from app.services.accounts import users
 
     if role not in ("admin", "labeler"):
         raise fail("--role must be admin or labeler", 2)
@@ -86,10 +86,10 @@ def token_create(
     label: Annotated[str, typer.Option(help="A name to recognise the token by.")] = "cli",
 ) -> None:
     """Print a new API token for a user (shown once; stored hashed)."""
-    from app.services import users
+    from app.services.accounts import tokens
 
     with open_db(load_settings()) as sessions, sessions() as session:
-        typer.echo(users.create_token(session, name, label))
+        typer.echo(tokens.create_token(session, name, label))
 
 
 def register(app: typer.Typer) -> None:

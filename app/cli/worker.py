@@ -30,22 +30,23 @@ def _install_stop_handlers(stop: Any) -> None:
 
 
 def _parse_kinds(kinds: str) -> list[str]:
-    from training.queue import KINDS
+    from training.schema import RunKind
 
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
-    unknown = [k for k in chosen if k not in KINDS]
+    unknown = [k for k in chosen if k not in set(RunKind)]
     if unknown or not chosen:
-        raise fail(f"--kinds takes some of {','.join(KINDS)}, got {kinds!r}", 2)
+        raise fail(f"--kinds takes some of {','.join(RunKind)}, got {kinds!r}", 2)
     return chosen
 
 
 def _round_hook(sessions: Any) -> Any:
     """The worker's ``on_success``: a generate run's completions become a labeling project
-    (``app.services.next_round``), so the training package never imports the app."""
-    from app.services import next_round
+    (``app.services.runs.next_round``), so the training package never imports the app."""
+    from app.services.runs import next_round
+    from training.schema import RunKind
 
     def on_success(run: Any, result: Any) -> None:
-        if run.kind == "generate":
+        if run.kind == RunKind.generate:
             with sessions() as session:
                 next_round.create_round(session, run.id, result.artifact)
 

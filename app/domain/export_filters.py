@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain.errors import ValidationFailed
+from app.domain.errors import Problems, ValidationFailed
 
 TIES_DROP = "drop"
 TIES_KEEP = "keep"
@@ -81,17 +81,15 @@ class ExportFilters:
             return cls()
         if not isinstance(data, Mapping):
             raise ValidationFailed.single("filters", "must be an object")
-        problems = []
+        problems = Problems()
         for key, value in data.items():
             check = _CHECKS.get(key)
             message = (
                 f"unknown filter; known: {', '.join(_CHECKS)}" if check is None else check(value)
             )
             if message is not None:
-                problems.append({"line": None, "field": f"filters.{key}", "message": message})
-        if problems:
-            first = problems[0]
-            raise ValidationFailed(f"{first['field']}: {first['message']}", problems)
+                problems.add(f"filters.{key}", message)
+        problems.raise_if_any()
         values = dict(data)
         if "exclude_labelers" in values:
             values["exclude_labelers"] = tuple(sorted(set(values["exclude_labelers"])))

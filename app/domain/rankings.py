@@ -10,23 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from app.domain.errors import ValidationFailed
+from app.domain.errors import Problems
 
 Tier = tuple[str, ...]
 Tiers = tuple[Tier, ...]
 
 RATING_MIN = 1
 RATING_MAX = 5
-
-
-def _failure(problems: list[tuple[str, str]]) -> ValidationFailed:
-    """One ValidationFailed listing every (field, message) problem; the first one leads."""
-    first_field, first_message = problems[0]
-    summary = f"{first_field}: {first_message}"
-    if len(problems) > 1:
-        summary += f" (and {len(problems) - 1} more problem(s))"
-    details = [{"line": None, "field": field, "message": msg} for field, msg in problems]
-    return ValidationFailed(summary, details)
 
 
 def _is_list(value: Any) -> bool:
@@ -84,11 +74,13 @@ def validate_ranking(tiers: Any, completion_ids: Sequence[str], *, allow_ties: b
     ``"ranking"``) listing every problem found: wrong shape, empty tier, unknown,
     repeated or missing id, or a tie when the project does not allow ties.
     """
-    problems = _shape_problems(tiers)
-    if not problems:
-        problems = _content_problems(tiers, completion_ids, allow_ties)
-    if problems:
-        raise _failure([("ranking", message) for message in problems])
+    messages = _shape_problems(tiers)
+    if not messages:
+        messages = _content_problems(tiers, completion_ids, allow_ties)
+    problems = Problems()
+    for message in messages:
+        problems.add("ranking", message)
+    problems.raise_if_any()
     return tuple(tuple(tier) for tier in tiers)
 
 
@@ -136,20 +128,19 @@ def tied_pairs(tiers: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
     ]
 
 
-def _rating_problems(cid: str, scores: Any, axes: Sequence[str]) -> list[tuple[str, str]]:
-    """(field, message) problems in the ratings of one completion."""
+def _rating_problems(problems: Problems, cid: str, scores: Any, axes: Sequence[str]) -> None:
+    """The problems in the ratings of one completion."""
     if not isinstance(scores, Mapping):
-        return [(f"ratings.{cid}", "must be an object mapping rating axes to 1..5")]
-    problems = []
+        problems.add(f"ratings.{cid}", "must be an object mapping rating axes to 1..5")
+        return
     for axis, value in scores.items():
         field = f"ratings.{cid}.{axis}"
         if axis not in axes:
-            problems.append((field, f"unknown rating axis; known axes: {', '.join(axes)}"))
+            problems.add(field, f"unknown rating axis; known axes: {', '.join(axes)}")
         elif isinstance(value, bool) or not isinstance(value, int):
-            problems.append((field, f"must be an integer {RATING_MIN}..{RATING_MAX}"))
+            problems.add(field, f"must be an integer {RATING_MIN}..{RATING_MAX}")
         elif not RATING_MIN <= value <= RATING_MAX:
-            problems.append((field, f"must be between {RATING_MIN} and {RATING_MAX}, got {value}"))
-    return problems
+            problems.add(field, f"must be between {RATING_MIN} and {RATING_MAX}, got {value}")
 
 
 def validate_ratings(
@@ -163,15 +154,15 @@ def validate_ratings(
     """
     if ratings is None:
         return {}
+    problems = Problems()
     if not isinstance(ratings, Mapping):
-        raise _failure([("ratings", "must be an object mapping completion ids to ratings")])
+        problems.add("ratings", "must be an object mapping completion ids to ratings")
+        problems.raise_if_any()
     known = set(completion_ids)
-    problems: list[tuple[str, str]] = []
     for cid, scores in ratings.items():
         if cid not in known:
-            problems.append((f"ratings.{cid}", "unknown completion id"))
+            problems.add(f"ratings.{cid}", "unknown completion id")
         else:
-            problems.extend(_rating_problems(cid, scores, axes))
-    if problems:
-        raise _failure(problems)
+            _rating_problems(problems, cid, scores, axes)
+    problems.raise_if_any()
     return {cid: dict(scores) for cid, scores in ratings.items()}

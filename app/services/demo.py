@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project, User
-from app.services import exports, importing, projects, users
+from app.services import exports, importing, projects
+from app.services.accounts import users
 from app.settings import Settings
 
 DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "demo" / "prompts.jsonl"

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.domain.errors import ValidationFailed
+from app.domain.errors import Problems
 
 DEFAULT_AXES = ["helpful", "honest", "harmless"]
 
@@ -51,21 +51,6 @@ class ProjectSettings(BaseModel):
         return self
 
 
-def pydantic_details(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
-    """Pydantic errors as the SPEC's ``[{line, field, message}]``."""
-    out = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"] if p != "__root__")
-        out.append(
-            {
-                "line": None,
-                "field": prefix + path if path else prefix.rstrip("."),
-                "message": err["msg"],
-            }
-        )
-    return out
-
-
 def parse_settings(
     data: dict[str, Any] | None, base: dict[str, Any] | None = None
 ) -> ProjectSettings:
@@ -74,7 +59,6 @@ def parse_settings(
     try:
         return ProjectSettings.model_validate(merged)
     except ValidationError as exc:
-        details = pydantic_details(exc, "settings.")
-        raise ValidationFailed(
-            "; ".join(f"{d['field']}: {d['message']}" for d in details), details
-        ) from exc
+        problems = Problems()
+        problems.add_located(exc.errors(), prefix="settings.")
+        raise problems.error() from exc

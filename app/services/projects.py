@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -11,16 +12,40 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, ProjectMember, User
 from app.db.models.projects import ALLOWED_TRANSITIONS, ProjectStatus
-from app.domain.errors import Conflict, NotFound, ValidationFailed
-from app.services.policy import is_admin
+from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
+from app.services.accounts.policy import is_admin
 from app.services.project_settings import ProjectSettings, parse_settings
 
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+STATUSES = "one of draft, active, paused, archived"
 
-def _check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not 1 <= len(name) <= 200:
-        raise ValidationFailed.single("name", "a project name has 1 to 200 characters")
-    return name
+
+@dataclass(frozen=True)
+class _Checked:
+    name: str | None
+    settings: dict[str, Any] | None
+
+
+def _check(
+    name: str | None,
+    description: str | None,
+    settings: dict[str, Any] | None,
+    base: dict[str, Any] | None,
+    problems: Problems,
+) -> _Checked:
+    """Name, description and settings checked together: every problem is collected."""
+    clean_name = None if name is None else (name or "").strip()
+    if clean_name is not None and not 1 <= len(clean_name) <= MAX_NAME:
+        problems.add("name", f"a project name has 1 to {MAX_NAME} characters")
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        problems.add("description", f"at most {MAX_DESCRIPTION:,} characters")
+    parsed = None
+    if settings is not None or base is None:
+        with problems.collecting():
+            parsed = parse_settings(settings, base=base).model_dump()
+    problems.raise_if_any()
+    return _Checked(clean_name, parsed)
 
 
 def create_project(
@@ -31,13 +56,16 @@ def create_project(
     description: str = "",
     status: str = ProjectStatus.active.value,
 ) -> Project:
+    """A new project; raises ValidationFailed naming every bad field, Conflict (name taken)."""
+    problems = Problems()
     if status not in {s.value for s in ProjectStatus}:
-        raise ValidationFailed.single("status", "one of draft, active, paused, archived")
+        problems.add("status", STATUSES)
+    checked = _check(name, description or "", settings, None, problems)
     project = Project(
-        name=_check_name(name),
+        name=checked.name,
         description=description or "",
         status=status,
-        settings=parse_settings(settings).model_dump(),
+        settings=checked.settings,
     )
     session.add(project)
     try:
@@ -48,7 +76,8 @@ def create_project(
     return project
 
 
-def project_settings(project: Project) -> ProjectSettings:
+def settings_of(project: Project) -> ProjectSettings:
+    """The project's stored settings, validated."""
     return ProjectSettings.model_validate(project.settings)
 
 
@@ -64,17 +93,13 @@ def update_project(
     """Change name, description, some settings (merged over the current ones) and the
     status, in one transaction: everything is checked before anything changes."""
     target = _target_status(project, status) if status is not None else None
-    new_settings = (
-        parse_settings(settings, base=project.settings).model_dump()
-        if settings is not None
-        else None
-    )
-    if name is not None:
-        project.name = _check_name(name)
+    checked = _check(name, description, settings, project.settings, Problems())
+    if checked.name is not None:
+        project.name = checked.name
     if description is not None:
         project.description = description
-    if new_settings is not None:
-        project.settings = new_settings
+    if checked.settings is not None:
+        project.settings = checked.settings
     if target is not None:
         project.status = target.value
     try:
@@ -90,7 +115,7 @@ def _target_status(project: Project, status: str) -> ProjectStatus:
     try:
         target = ProjectStatus(status)
     except ValueError as exc:
-        raise ValidationFailed.single("status", "one of draft, active, paused, archived") from exc
+        raise ValidationFailed.single("status", STATUSES) from exc
     current = ProjectStatus(project.status)
     if target != current and target not in ALLOWED_TRANSITIONS[current]:
         raise Conflict(f"a {current.value} project cannot become {target.value}")

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.db.models import User
-from app.services import policy
-from app.services.users import user_for_token
+from app.services.accounts import policy
+from app.services.accounts.tokens import user_for_token
 from app.settings import Settings
 from app.web.csrf import csrf_guard
 

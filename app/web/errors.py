@@ -3,7 +3,6 @@ toast (via the HX-Trigger header) for htmx requests. Domain errors know nothing 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from starlette.responses import Response
 
 from app.domain import errors as domain
 from app.web.deps import NotAuthenticated
+from app.web.forms import toast
 from app.web.templating import is_htmx, render
 
 log = logging.getLogger("prefloop.web")
@@ -68,8 +68,7 @@ def error_response(
         body = {"error": {"code": code, "message": message, "details": details}}
         return JSONResponse(body, status_code=status, headers=headers)
     if is_htmx(request):
-        toast = {"prefloop:toast": {"level": "error", "message": message, "details": details}}
-        hx = {"HX-Trigger": json.dumps(toast), "HX-Reswap": "none"}
+        hx = {**toast(message, "error", details=details), "HX-Reswap": "none"}
         return Response(status_code=status, headers={**(headers or {}), **hx})
     ctx = {"status": status, "code": code, "message": message, "details": details}
     return render(request, "error.html", ctx, status_code=status, headers=headers)
@@ -91,12 +90,10 @@ async def on_not_authenticated(request: Request, exc: NotAuthenticated) -> Respo
 
 
 async def on_request_validation(request: Request, exc: RequestValidationError) -> Response:
-    details = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        details.append({"line": None, "field": ".".join(loc) or "body", "message": err["msg"]})
-    message = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-    return error_response(request, 422, "validation_failed", message, details)
+    problems = domain.Problems()
+    problems.add_located(exc.errors(), skip=("body", "query", "path"))
+    failure = problems.error()
+    return error_response(request, 422, failure.code, failure.message, failure.details)
 
 
 async def on_http_exception(request: Request, exc: HTTPException) -> Response:

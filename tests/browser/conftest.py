@@ -1,4 +1,4 @@
-"""Browser fixtures: a live server (tests/live.py) and a headless Chromium via Playwright.
+"""Browser fixtures: a live server (tests/helpers/live.py) and a headless Chromium via Playwright.
 
 Chromium comes from the system (/usr/bin/chromium); Playwright never downloads one."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import live_server  # noqa: F401  (re-exported fixture)
+from tests.helpers.live import live_server  # noqa: F401  (re-exported fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

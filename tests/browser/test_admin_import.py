@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Prompt
-from app.services import users
+from app.services.accounts import users
 from tests.conftest import PASSWORD
 from tests.factories import make_project
 

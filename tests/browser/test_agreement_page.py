@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from app.services import users
+from app.services.accounts import users
 from tests.conftest import PASSWORD
-from tests.test_agreement_api import hand_project
-from tests.test_exports import seed_project
+from tests.helpers.judged import hand_project, seed_project
 
 pytestmark = pytest.mark.browser
 EVIL = '<img src=x onerror="window.pwned=1">'

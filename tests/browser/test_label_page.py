@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Judgment
-from app.services import users
+from app.services.accounts import users
 from tests.conftest import PASSWORD
 from tests.factories import make_project, make_prompts
 

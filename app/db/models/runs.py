@@ -1,93 +1,66 @@
-"""Training runs as a queue, and their metrics by step (SPEC §10)."""
+"""Training runs as a queue, and their metrics by step (SPEC §10).
+
+The tables, kinds, statuses and limits are defined once, in ``training.schema`` (the workers
+use the same Core tables without importing the app); these classes map those very tables.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
-from app.db.base import Base, created_at_column
+from app.db.base import Base
+from training.schema import RunKind, RunStatus, run_metrics, training_runs
 
-
-class RunKind(StrEnum):
-    reward = "reward"
-    dpo = "dpo"
-    ppo = "ppo"
-    generate = "generate"
-
-
-class RunStatus(StrEnum):
-    """queued: waiting for a worker. running: claimed, heartbeating. succeeded / failed /
-    cancelled: final (a failed or cancelled run may be retried, which queues it again)."""
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
+__all__ = ["RunKind", "RunMetric", "RunStatus", "TrainingRun"]
 
 
 class TrainingRun(Base):
     """One training or generation job; workers claim rows with FOR UPDATE SKIP LOCKED."""
 
-    __tablename__ = "training_runs"
-    __table_args__ = (
-        CheckConstraint("kind IN ('reward', 'dpo', 'ppo', 'generate')", name="kind"),
-        CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
-        ),
-        Index("ix_training_runs_queue", "status", "created_at"),
-    )
+    __table__ = training_runs.to_metadata(Base.metadata)
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.queued.value)
+    id: Mapped[int]
+    kind: Mapped[str]
+    status: Mapped[str]
     config: Mapped[dict[str, Any]]
-    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id", ondelete="SET NULL"))
-    base_model: Mapped[str] = mapped_column(String(500))
-    parent_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("training_runs.id", ondelete="SET NULL")
-    )
-    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
-    result_project_id: Mapped[int | None] = mapped_column(
-        ForeignKey("projects.id", ondelete="SET NULL")
-    )
-    worker: Mapped[str | None] = mapped_column(String(200))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    cancel_requested: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = created_at_column()
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    error: Mapped[str | None] = mapped_column(Text)
-    log_tail: Mapped[str] = mapped_column(Text, default="")
-    artifact_uri: Mapped[str | None] = mapped_column(String(1000))
+    export_id: Mapped[int | None]
+    base_model: Mapped[str]
+    parent_run_id: Mapped[int | None]
+    project_id: Mapped[int | None]
+    result_project_id: Mapped[int | None]
+    worker: Mapped[str | None]
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int]
+    max_attempts: Mapped[int]
+    cancel_requested: Mapped[bool]
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None]
+    log_tail: Mapped[str]
+    artifact_uri: Mapped[str | None]
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish (to now while running)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or datetime.now(UTC)
+        return max((end - self.started_at).total_seconds(), 0.0)
 
 
 class RunMetric(Base):
     """The values one run logged at one step; (run, step) is unique so a retried attempt
     overwrites rather than duplicates."""
 
-    __tablename__ = "run_metrics"
-    __table_args__ = (UniqueConstraint("run_id", "step"),)
+    __table__ = run_metrics.to_metadata(Base.metadata)
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
-    step: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int]
+    run_id: Mapped[int]
+    step: Mapped[int]
     values: Mapped[dict[str, Any]]
     samples: Mapped[list[Any] | None]
-    created_at: Mapped[datetime] = created_at_column()
+    created_at: Mapped[datetime]

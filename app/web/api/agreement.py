@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.services import agreement, policy
+from app.services import agreement
+from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["agreement"])

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
-from app.db.models import Export
 from app.domain.pairs import CONSENSUS
-from app.services import exports, policy
+from app.services import exports
+from app.services.accounts import policy
 from app.services.exports import MANIFEST_FILE, PAIRS_FILE
 from app.web.deps import AdminUser, SessionDep, SettingsDep
 
@@ -27,25 +27,22 @@ class NewExport(BaseModel):
 
 
 class ExportOut(BaseModel):
+    """An export as the API shows it, read from the ORM row."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     project_id: int
     strategy: str
     filters: dict[str, Any]
     created_at: datetime
     manifest: dict[str, Any]
-    files: dict[str, str]
 
-    @classmethod
-    def of(cls, export: Export) -> ExportOut:
-        return cls(
-            id=export.id,
-            project_id=export.project_id,
-            strategy=export.strategy,
-            filters=export.filters,
-            created_at=export.created_at,
-            manifest=export.manifest,
-            files={name: f"/api/v1/exports/{export.id}/{name}" for name in exports.EXPORT_FILES},
-        )
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def files(self) -> dict[str, str]:
+        """Where to download each file of the export."""
+        return {name: f"/api/v1/exports/{self.id}/{name}" for name in exports.EXPORT_FILES}
 
 
 @router.post(
@@ -58,21 +55,25 @@ def create_export(
     export = exports.create_export(
         db, settings, project, body.strategy, body.filters, created_by=user
     )
-    return ExportOut.of(export)
+    return ExportOut.model_validate(export)
 
 
 @router.get("/projects/{project_id}/exports", response_model=list[ExportOut])
 def list_exports(project_id: int, db: SessionDep, user: AdminUser) -> list[ExportOut]:
     policy.visible_project(db, user, project_id)
-    return [ExportOut.of(e) for e in exports.list_exports(db, project_id)]
+    return [ExportOut.model_validate(e) for e in exports.list_exports(db, project_id)]
 
 
 @router.get("/exports/{export_id}", response_model=ExportOut)
 def get_export(export_id: int, db: SessionDep, _: AdminUser) -> ExportOut:
-    return ExportOut.of(exports.get_export(db, export_id))
+    return ExportOut.model_validate(exports.get_export(db, export_id))
 
 
-@router.get("/exports/{export_id}/pairs.jsonl", response_class=FileResponse)
+@router.get(
+    "/exports/{export_id}/pairs.jsonl",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One pair a line."}},
+)
 def download_pairs(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse:
     path = exports.export_file(exports.get_export(db, export_id), PAIRS_FILE)
     return FileResponse(
@@ -80,7 +81,16 @@ def download_pairs(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse
     )
 
 
-@router.get("/exports/{export_id}/manifest.json", response_class=FileResponse)
+@router.get(
+    "/exports/{export_id}/manifest.json",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "The manifest (SPEC §5).",
+        }
+    },
+)
 def download_manifest(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse:
     path = exports.export_file(exports.get_export(db, export_id), MANIFEST_FILE)
     return FileResponse(

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import ValidationFailed
-from app.services import importing, policy
-from app.services.import_formats import DEFAULT_PAIRS_LABELER, FORMATS
+from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, FORMATS
+from app.services import importing
+from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep
 
 router = APIRouter(prefix="/api/v1/projects", tags=["import"])
@@ -85,6 +86,10 @@ UploadDep = Annotated[Upload, Depends(received_upload)]
 
 
 class ImportOut(BaseModel):
+    """The counts of an import, read from the service's ``ImportResult``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     imported: int
     skipped: int
 
@@ -103,4 +108,4 @@ def import_prompts(
     """Import prompts; all or nothing (422 lists every problem with line and field)."""
     project = policy.visible_project(db, user, project_id)
     result = importing.import_file(db, project, upload.file, upload.format(format), labeler=labeler)
-    return ImportOut(imported=result.imported, skipped=result.skipped)
+    return ImportOut.model_validate(result)

@@ -3,34 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 from starlette.responses import Response
 
-from app.services.assignment import next_task
-from app.services.judgments import skip_assignment, submit_judgment
-from app.services.labeling import JudgmentIn
+from app.services.labeling.assignment import next_task
+from app.services.labeling.checks import JudgmentIn
+from app.services.labeling.judgments import skip_assignment, submit_judgment
 from app.web.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"])
 
 
 class CompletionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     text: str
 
 
 class TaskOut(BaseModel):
+    """SPEC §7, read from the service's ``Task``; completions in display order."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     assignment_id: int
     prompt: Any
     completions: list[CompletionOut]
-    expires_at: datetime
+    expires_at: Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str)]
 
 
 class JudgmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     judgment_id: int
 
 
@@ -39,12 +46,12 @@ class JudgmentOut(BaseModel):
     response_model=TaskOut,
     responses={204: {"description": "Nothing is left for this labeler."}},
 )
-def get_next_task(project_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def get_next_task(project_id: int, db: SessionDep, user: CurrentUser) -> TaskOut | Response:
     """The caller's task: the lease they hold, or a new one; 204 when nothing is left."""
     task = next_task(db, user, project_id)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return JSONResponse(task.as_json())
+    return TaskOut.model_validate(task)
 
 
 @router.post(
@@ -54,10 +61,9 @@ def get_next_task(project_id: int, db: SessionDep, user: CurrentUser) -> Respons
 )
 def post_judgment(
     assignment_id: int, body: JudgmentIn, db: SessionDep, user: CurrentUser
-) -> JSONResponse:
+) -> JudgmentOut:
     """Record a judgment; the same body again returns the first judgment (201)."""
-    submitted = submit_judgment(db, user, assignment_id, body)
-    return JSONResponse({"judgment_id": submitted.judgment_id}, status_code=201)
+    return JudgmentOut.model_validate(submit_judgment(db, user, assignment_id, body))
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=status.HTTP_204_NO_CONTENT)

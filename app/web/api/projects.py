@@ -6,47 +6,40 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.db.models import Project
-from app.services import policy, projects
+from app.services import projects
+from app.services.accounts import policy
 from app.web.deps import AdminUser, CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 class NewProject(BaseModel):
-    name: str = Field(max_length=200)
-    description: str = Field(default="", max_length=10_000)
+    name: str
+    description: str = ""
     status: str = "active"
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProjectPatch(BaseModel):
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
+    name: str | None = None
+    description: str | None = None
     status: str | None = None
     settings: dict[str, Any] | None = None
 
 
 class ProjectOut(BaseModel):
+    """A project as the API shows it, read from the ORM row."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     description: str
     status: str
     settings: dict[str, Any]
     created_at: datetime
-
-    @classmethod
-    def of(cls, p: Project) -> ProjectOut:
-        return cls(
-            id=p.id,
-            name=p.name,
-            description=p.description,
-            status=p.status,
-            settings=p.settings,
-            created_at=p.created_at,
-        )
 
 
 class Member(BaseModel):
@@ -58,20 +51,20 @@ def create_project(body: NewProject, db: SessionDep, _: AdminUser) -> ProjectOut
     project = projects.create_project(
         db, body.name, body.settings, description=body.description, status=body.status
     )
-    return ProjectOut.of(project)
+    return ProjectOut.model_validate(project)
 
 
 @router.get("", response_model=list[ProjectOut])
 def list_projects(db: SessionDep, user: CurrentUser, include_archived: bool = False):
     return [
-        ProjectOut.of(p)
+        ProjectOut.model_validate(p)
         for p in projects.list_projects(db, user, include_archived=include_archived)
     ]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
 def get_project(project_id: int, db: SessionDep, user: CurrentUser) -> ProjectOut:
-    return ProjectOut.of(policy.visible_project(db, user, project_id))
+    return ProjectOut.model_validate(policy.visible_project(db, user, project_id))
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)
@@ -85,7 +78,7 @@ def update_project(project_id: int, body: ProjectPatch, db: SessionDep, user: Ad
         settings=body.settings,
         status=body.status,
     )
-    return ProjectOut.of(project)
+    return ProjectOut.model_validate(project)
 
 
 @router.post("/{project_id}/members", status_code=status.HTTP_204_NO_CONTENT)

@@ -7,19 +7,23 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.db.models import TrainingRun
-from app.services import next_round, runs, runs_view
+from app.services.runs import next_round, view
+from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
+from training.schema import BASE_MODEL_CHARS, RunKind
+
+KindChoice = Literal[tuple(kind.value for kind in RunKind)]  # the enum's values, as a Literal
 
 router = APIRouter(prefix="/api/v1/training-runs", tags=["training runs"])
 
 
 class NewRun(BaseModel):
-    kind: Literal["reward", "dpo", "ppo", "generate"]
+    kind: KindChoice
     export_id: int | None = None
-    base_model: str = Field(default="", max_length=500)
+    base_model: str = Field(default="", max_length=BASE_MODEL_CHARS)
     config: dict[str, Any] = Field(default_factory=dict)
     parent_run_id: int | None = None
     preset: str | None = None
@@ -30,6 +34,10 @@ class NewRun(BaseModel):
 
 
 class RunOut(BaseModel):
+    # a run's row as the API shows it, read from the ORM object (no docstring: the OpenAPI
+    # schema stays as it was)
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     kind: str
     status: str
@@ -53,7 +61,7 @@ class RunOut(BaseModel):
 
     @classmethod
     def of(cls, run: TrainingRun) -> RunOut:
-        return cls(**runs_view.summary(run))
+        return cls.model_validate(run)
 
 
 class MetricOut(BaseModel):
@@ -79,13 +87,13 @@ def _detail(
 ) -> RunDetail:
     files = [
         FileOut(**f, url=f"/api/v1/training-runs/{run.id}/files/{f['path']}")
-        for f in runs_view.artifacts(settings, run)
+        for f in view.artifacts(settings, run)
     ]
     return RunDetail(
-        **runs_view.summary(run),
+        **RunOut.of(run).model_dump(),
         log_tail=run.log_tail,
         files=files,
-        metrics=runs_view.metrics(db, run.id, after_step),
+        metrics=view.metrics(db, run.id, after_step),
     )
 
 
@@ -128,7 +136,7 @@ def retry_run(run_id: int, db: SessionDep, _: AdminUser) -> RunOut:
 def download(
     run_id: int, path: str, db: SessionDep, settings: SettingsDep, _: AdminUser
 ) -> FileResponse:
-    target = runs_view.artifact_file(settings, runs.get_run(db, run_id), path)
+    target = view.artifact_file(settings, runs.get_run(db, run_id), path)
     return FileResponse(target, filename=target.name)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.services import users
+from app.services.accounts import tokens, users
 from app.web.deps import AdminUser, CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -20,6 +20,8 @@ class NewUser(BaseModel):
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     username: str
     role: str
@@ -36,20 +38,20 @@ class TokenOut(BaseModel):
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: NewUser, db: SessionDep, _: AdminUser) -> UserOut:
     user = users.create_user(db, body.username, body.password, body.role)
-    return UserOut(id=user.id, username=user.username, role=user.role)
+    return UserOut.model_validate(user)
 
 
 @router.get("/users/me", response_model=UserOut)
 def me(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, username=user.username, role=user.role)
+    return UserOut.model_validate(user)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
 def create_token(body: NewToken, db: SessionDep, user: CurrentUser) -> TokenOut:
     """A new token for the caller; shown once."""
-    return TokenOut(token=users.create_token(db, user.username, body.name))
+    return TokenOut(token=tokens.create_token(db, user.username, body.name))
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(token_id: int, db: SessionDep, user: CurrentUser) -> None:
-    users.revoke_token(db, token_id, owner_id=user.id)
+    tokens.revoke_token(db, token_id, owner_id=user.id)

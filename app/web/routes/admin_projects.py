@@ -8,25 +8,28 @@ again with the errors at 422); with htmx, each POST answers with its own fragmen
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.db.models import Project, User
 from app.db.models.projects import ALLOWED_TRANSITIONS, ProjectStatus
 from app.domain.errors import Conflict, NotFound, ValidationFailed
-from app.services import importing, policy, projects
-from app.services.import_formats import DEFAULT_PAIRS_LABELER
-from app.services.progress import project_progress
-from app.services.project_settings import ProjectSettings, parse_settings
+from app.domain.importing.formats import DEFAULT_PAIRS_LABELER
+from app.services import importing, projects
+from app.services.accounts import policy
+from app.services.labeling.progress import project_progress
+from app.services.project_settings import ProjectSettings
 from app.web.api.imports import UploadDep
 from app.web.deps import AdminUser, SessionDep
+from app.web.forms import FormDep, field_errors, toast
 from app.web.templating import is_htmx, render
+
+if TYPE_CHECKING:  # a type only: pages reach the database through the services
+    from sqlalchemy.orm import Session
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -48,17 +51,9 @@ STATUS_HELP = {
 STATUS_VERBS = {"active": "Activate", "paused": "Pause", "archived": "Archive"}
 
 
-async def _read_form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_read_form)]
-"""The submitted form, read before a (sync) handler runs in the thread pool."""
-
-
 def form_values(project: Project | None) -> dict[str, Any]:
     """The form's values for a project (or the defaults for a new one)."""
-    settings = projects.project_settings(project) if project else ProjectSettings()
+    settings = projects.settings_of(project) if project else ProjectSettings()
     adaptive = settings.adaptive
     return {
         **settings.model_dump(exclude={"adaptive", "rating_axes"}),
@@ -105,28 +100,9 @@ def _field_of(detail_field: str) -> str:
     return next((f for f in FIELDS if key == f or key.startswith(f + "_")), "form")
 
 
-def _errors(details: list[dict[str, Any]]) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for detail in details:
-        field = _field_of(detail["field"])
-        errors[field] = (
-            f"{errors[field]} {detail['message']}" if field in errors else detail["message"]
-        )
-    return errors
-
-
-def _check_form(values: dict[str, Any], base: dict[str, Any] | None) -> dict[str, str]:
-    """Every problem of the submitted form, by field (empty when it is valid)."""
-    details: list[dict[str, Any]] = []
-    try:
-        parse_settings(_settings_of(values), base=base)
-    except ValidationFailed as exc:
-        details.extend(exc.details)
-    if not 1 <= len(values.get("name", "").strip()) <= 200:
-        details.append({"field": "name", "message": "a project name has 1 to 200 characters"})
-    if len(values.get("description", "")) > 10_000:
-        details.append({"field": "description", "message": "at most 10,000 characters"})
-    return _errors(details)
+def _errors(exc: ValidationFailed) -> dict[str, str]:
+    """The service's problems next to the form's fields."""
+    return field_errors(exc.details, exc.message, _field_of)
 
 
 def _verb(current: str, target: str) -> str:
@@ -163,11 +139,6 @@ def _back(project_id: int) -> RedirectResponse:
     return RedirectResponse(f"/admin/projects/{project_id}", status_code=303)
 
 
-def _toast(message: str, **events: Any) -> dict[str, str]:
-    toast = {"prefloop:toast": {"level": "ok", "message": message}, **events}
-    return {"HX-Trigger": json.dumps(toast)}
-
-
 @router.get("/admin/projects/new")
 def new_project_page(request: Request, user: AdminUser) -> Response:
     ctx = {"user": user, **_form_ctx({**form_values(None), "status": "draft"}, {})}
@@ -178,19 +149,19 @@ def new_project_page(request: Request, user: AdminUser) -> Response:
 def create_project(request: Request, db: SessionDep, user: AdminUser, form: FormDep) -> Response:
     """Create from the form: 303 to the new project's page, or the form again at 422."""
     values = _submitted(form)
-    errors = _check_form(values, None)
-    if not errors:
-        try:
-            project = projects.create_project(
-                db,
-                values["name"],
-                _settings_of(values),
-                description=values.get("description", ""),
-                status=values.get("status", ProjectStatus.draft.value),
-            )
-            return _back(project.id)
-        except (Conflict, ValidationFailed) as exc:
-            errors = {"name" if isinstance(exc, Conflict) else "form": exc.message}
+    try:
+        project = projects.create_project(
+            db,
+            values["name"],
+            _settings_of(values),
+            description=values.get("description", ""),
+            status=values.get("status", ProjectStatus.draft.value),
+        )
+        return _back(project.id)
+    except ValidationFailed as exc:
+        errors = _errors(exc)
+    except Conflict as exc:
+        errors = {"name": exc.message}
     ctx = {"user": user, **_form_ctx(values, errors)}
     return render(request, NEW_PAGE, ctx, status_code=422)
 
@@ -225,18 +196,19 @@ def save_settings(
     """Save every setting at once; errors are shown next to their fields (422)."""
     project = policy.visible_project(db, user, project_id)
     values = _submitted(form)
-    errors = _check_form(values, project.settings)
-    if not errors:
-        try:
-            projects.update_project(
-                db,
-                project,
-                name=values["name"],
-                description=values.get("description", ""),
-                settings=_settings_of(values),
-            )
-        except Conflict as exc:
-            errors = {"name": exc.message}
+    errors: dict[str, str] = {}
+    try:
+        projects.update_project(
+            db,
+            project,
+            name=values["name"],
+            description=values.get("description", ""),
+            settings=_settings_of(values),
+        )
+    except ValidationFailed as exc:
+        errors = _errors(exc)
+    except Conflict as exc:
+        errors = {"name": exc.message}
     if not is_htmx(request):
         return (
             _page(request, db, user, project, 422, **_form_ctx(values, errors))
@@ -247,7 +219,7 @@ def save_settings(
         ctx = {"project": project, **_form_ctx(values, errors)}
         return render(request, PAGE, ctx, block="settings_form", status_code=422)
     ctx = {"project": project, **_form_ctx(form_values(project), {}, saved=True)}
-    return render(request, PAGE, ctx, block="settings_form", headers=_toast("Settings saved."))
+    return render(request, PAGE, ctx, block="settings_form", headers=toast("Settings saved."))
 
 
 @router.post("/admin/projects/{project_id}/status")
@@ -328,7 +300,7 @@ def import_file(
     else:
         outcome = {"imported": result.imported, "skipped": result.skipped}
         message = f"Imported {result.imported}, skipped {result.skipped}."
-        status, headers = 200, _toast(message, **{"prefloop:imported": {}})
+        status, headers = 200, toast(message, events={"prefloop:imported": {}})
     if not is_htmx(request):
         return _page(request, db, user, project, status, import_result=outcome)
     return render(

@@ -7,18 +7,22 @@ load full pages.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.db.models import Project
 from app.domain.figures import FIGURES
 from app.domain.pairs import STRATEGIES
-from app.services import agreement, agreement_prompts, exports, policy
+from app.services import agreement, exports
+from app.services.accounts import policy
+from app.services.agreement import prompts as agreement_prompts
 from app.web.deps import AdminUser, SessionDep
 from app.web.templating import is_htmx, render
+
+if TYPE_CHECKING:  # a type only: pages reach the database through the services
+    from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/admin/projects/{project_id}", tags=["pages"], include_in_schema=False)
 

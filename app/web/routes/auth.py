@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app.domain.errors import RateLimited, ValidationFailed
-from app.services import users
+from app.services.accounts import users
 from app.web.csrf import csrf_guard
 from app.web.deps import OptionalUser, SessionDep, SettingsDep
 from app.web.templating import render

@@ -7,28 +7,22 @@ the dashboard, or the whole page with the errors at 422.
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.domain.errors import ValidationFailed
-from app.services import exports, policy
+from app.services import exports
+from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep, SettingsDep
+from app.web.forms import FormDep, field_errors, toast
 from app.web.routes.agreement import DEFAULT_FORM, PAGE, exports_context, page_context
 from app.web.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin/projects/{project_id}", tags=["pages"], include_in_schema=False)
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def submitted(form: FormData) -> dict[str, Any]:
@@ -62,10 +56,7 @@ def filters_of(values: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(exc: ValidationFailed) -> dict[str, str]:
     """Error messages by form field (``filters.ties`` -> ``ties``)."""
-    return {
-        str(d.get("field", "form")).removeprefix("filters."): str(d.get("message", ""))
-        for d in exc.details
-    } or {"form": exc.message}
+    return field_errors(exc.details, exc.message, lambda field: field.removeprefix("filters."))
 
 
 @router.post("/exports")
@@ -99,6 +90,5 @@ def create_export(
     message = (
         f"Export {export.id} created: {counts['pairs']} pairs from {counts['prompts']} prompts"
     )
-    toast = json.dumps({"prefloop:toast": {"level": "ok", "message": message}})
     context = exports_context(db, project)
-    return render(request, PAGE, context, block="exports", headers={"HX-Trigger": toast})
+    return render(request, PAGE, context, block="exports", headers=toast(message))

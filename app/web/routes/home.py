@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.services import projects
-from app.services.policy import is_admin
+from app.services.accounts.policy import is_admin
 from app.web.deps import CurrentUser, SessionDep
 from app.web.templating import render
 

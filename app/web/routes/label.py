@@ -5,19 +5,20 @@ page for a plain form post)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from app.domain.errors import Expired, ValidationFailed
-from app.services.judgments import skip_assignment, submit_judgment
-from app.services.labeling import JudgmentIn, LabelView, label_view
-from app.services.project_settings import pydantic_details
+from app.domain.errors import Expired, Problems, ValidationFailed
+from app.services.labeling.checks import JudgmentIn
+from app.services.labeling.judgments import skip_assignment, submit_judgment
+from app.services.labeling.page import LabelView, label_view
 from app.web.deps import CurrentUser, SessionDep
+from app.web.forms import FormDep, toast
 from app.web.templating import is_htmx, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -29,13 +30,6 @@ FLAG_CHOICES = [
     ("incomplete", "Incomplete"),
     ("formatting", "Bad formatting"),
 ]
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_form)]
 
 
 def _indexed(form: FormData, prefix: str) -> dict[str, str]:
@@ -75,8 +69,9 @@ def judgment_from_form(form: FormData) -> JudgmentIn:
     try:
         return JudgmentIn.model_validate(data)
     except ValidationError as exc:
-        details = pydantic_details(exc)
-        raise ValidationFailed(f"{details[0]['field']}: {details[0]['message']}", details) from exc
+        problems = Problems()
+        problems.add_located(exc.errors())
+        raise problems.error() from exc
 
 
 def _context(view: LabelView, user: Any) -> dict[str, Any]:
@@ -93,11 +88,7 @@ def _next(
 ) -> Response:
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{project_id}/label", status_code=303)
-    headers = None
-    if notice:
-        headers = {
-            "HX-Trigger": json.dumps({"prefloop:toast": {"level": "info", "message": notice}})
-        }
+    headers = toast(notice, "info") if notice else None
     view = label_view(db, user, project_id)
     return render(request, "_task.html", _context(view, user), headers=headers)
 

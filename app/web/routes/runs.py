@@ -8,68 +8,42 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from app.db.models import Export, Project, RunStatus, TrainingRun
+from app.db.models import TrainingRun
 from app.domain.errors import ValidationFailed
-from app.services import next_round, runs, runs_view
+from app.services.runs import next_round, view
+from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.templating import is_htmx, render
 from training.config import PRESETS
+from training.schema import RunKind, RunStatus
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 KIND_HELP = {
-    "reward": "Reward model (Bradley–Terry) on an export.",
-    "dpo": "DPO on an export; the reference is the base with the adapter off.",
-    "ppo": "PPO on an export's prompts, scored by a finished reward-model run.",
-    "generate": "Sample from a finished DPO/PPO run and its base into a new labeling project.",
+    RunKind.reward: "Reward model (Bradley–Terry) on an export.",
+    RunKind.dpo: "DPO on an export; the reference is the base with the adapter off.",
+    RunKind.ppo: "PPO on an export's prompts, scored by a finished reward-model run.",
+    RunKind.generate: "Sample from a finished DPO/PPO run and its base into a new labeling "
+    "project.",
 }
 
 
-def _choices(db: Session) -> dict[str, Any]:
-    """What the start form offers: exports, finished parent runs, prompt-set projects."""
-    exports = db.execute(
-        select(Export, Project.name)
-        .join(Project, Project.id == Export.project_id)
-        .order_by(Export.id.desc())
-        .limit(200)
-    ).all()
-    finished = list(
-        db.scalars(
-            select(TrainingRun)
-            .where(
-                TrainingRun.status == RunStatus.succeeded.value,
-                TrainingRun.kind.in_(["reward", "dpo", "ppo"]),
-            )
-            .order_by(TrainingRun.id.desc())
-        )
-    )
+def _choices(db: SessionDep) -> dict[str, Any]:
+    """What the start form offers (exports, parent runs, projects, presets, kinds)."""
     return {
-        "exports": [
-            {
-                "id": e.id,
-                "project": name,
-                "pairs": (e.manifest.get("counts") or {}).get("pairs"),
-                "created_at": e.created_at,
-            }
-            for e, name in exports
-        ],
-        "reward_runs": [r for r in finished if r.kind == "reward"],
-        "policy_runs": [r for r in finished if r.kind in ("dpo", "ppo")],
-        "projects": list(db.scalars(select(Project).order_by(Project.name))),
+        **view.form_choices(db),
         "presets": sorted(PRESETS),
-        "kinds": KIND_HELP,
+        "kinds": {kind.value: KIND_HELP[kind] for kind in RunKind},
     }
 
 
-def _list_context(db: Session, user: Any) -> dict[str, Any]:
+def _list_context(db: SessionDep, user: Any) -> dict[str, Any]:
     listed = runs.list_runs(db)
     return {
         "user": user,
         "runs": listed,
-        "durations": {r.id: runs_view.duration_seconds(r) for r in listed},
+        "durations": {r.id: r.duration_seconds for r in listed},
     }
 
 
@@ -83,7 +57,7 @@ def runs_page(
         return render(request, "admin/runs.html", ctx, block="runs_table")
     query = request.query_params  # links (other pages, the demo) preselect the form's fields
     form = {
-        "kind": query.get("kind", "reward"),
+        "kind": query.get("kind", RunKind.reward.value),
         "export_id": query.get("export_id", ""),
         "parent_run_id": query.get("parent_run_id", ""),
         "base_model": query.get("base_model", ""),
@@ -156,13 +130,13 @@ def start_run(
     return RedirectResponse(target, status_code=303)
 
 
-def _run_context(db: Session, settings: Any, run: TrainingRun) -> dict[str, Any]:
+def _run_context(db: SessionDep, settings: Any, run: TrainingRun) -> dict[str, Any]:
     return {
         "run": run,
-        "duration": runs_view.duration_seconds(run),
-        "files": runs_view.artifacts(settings, run),
-        "samples": runs_view.recent_samples(db, run.id),
-        "final": run.status in runs.FINAL,
+        "duration": run.duration_seconds,
+        "files": view.artifacts(settings, run),
+        "samples": view.recent_samples(db, run.id),
+        "final": view.is_final(run),
     }
 
 
@@ -181,17 +155,17 @@ def run_page(
     ctx = {"user": user, **_run_context(db, settings, run)}
     if fragment == "live":
         return render(request, "admin/runs_detail.html", ctx, block="live")
-    ctx["ceiling"] = runs_view.human_ceiling(db, settings, run)
-    ctx["parent"] = db.get(TrainingRun, run.parent_run_id) if run.parent_run_id else None
+    ctx["ceiling"] = view.human_ceiling(db, settings, run)
+    ctx["parent"] = view.parent_run(db, run)
     return render(request, "admin/runs_detail.html", ctx)
 
 
 def _after_action(
-    request: Request, db: Session, settings: Any, user: Any, run: TrainingRun
+    request: Request, db: SessionDep, settings: Any, user: Any, run: TrainingRun
 ) -> Response:
     """htmx: the live fragment again (a retried run reloads the page: its curves restart);
     a plain form: back to the run page."""
-    if is_htmx(request) and run.status == RunStatus.queued.value:
+    if is_htmx(request) and run.status == RunStatus.queued:
         return Response(status_code=200, headers={"HX-Refresh": "true"})
     if is_htmx(request):
         ctx = {"user": user, **_run_context(db, settings, run)}
@@ -216,11 +190,5 @@ def retry(
 @router.get("/admin/projects/{project_id}/compare")
 def compare_page(request: Request, project_id: int, db: SessionDep, user: AdminUser) -> Response:
     """The trained policy against its base on a labeled next round."""
-    result = next_round.comparison(db, project_id)
-    project = db.get(Project, project_id)
-    run = db.get(TrainingRun, result["run_id"]) if result["run_id"] else None
-    return render(
-        request,
-        "admin/compare.html",
-        {"user": user, "project": project, "run": run, "result": result},
-    )
+    page = next_round.comparison_page(db, project_id)
+    return render(request, "admin/compare.html", {"user": user, **page})

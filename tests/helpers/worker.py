@@ -1,0 +1,56 @@
+"""Running workers in tests: a worker process of this checkout, waiting for a condition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PREFLOOP = Path(sys.executable).parent / "prefloop"
+SLOW_DPO = {"max_steps": 40, "logging_steps": 1, "eval_fraction": 0.0}
+"""A DPO config slow enough to be caught running."""
+
+
+def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(ROOT),  # this checkout's packages, whatever is installed
+        "WORKER_HEARTBEAT_SECONDS": "0.5",
+        "WORKER_STALE_SECONDS": "10",
+        "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "info",
+        "ENVIRONMENT": "development",
+    }
+
+
+@contextmanager
+def worker_process(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(PREFLOOP), "worker", "--name", name, "--poll-seconds", "0.2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
