@@ -218,3 +218,20 @@ def test_ppo_loads_a_full_finetune_reward_on_its_base_as_a_separate_model(
     assert all(torch.equal(now[n], p) for n, p in fresh.items())
     texts = (["tell me about tea"], ["excellent tea"])
     assert setup.reward_fn(*texts) == pytest.approx(RewardScorer(reward.out)(*texts), abs=1e-6)
+
+
+def test_same_seed_same_reward_model(tiny_bert, small_export, tmp_path):
+    """The new score head's random init is seeded too: two runs with one seed give the same
+    model (the HH bench figures moved between identical runs before)."""
+    torch.manual_seed(1)  # whatever the global RNG held before each run
+    first = training.run(
+        "reward", data=small_export, model=str(tiny_bert), out=tmp_path / "a", config=FAST
+    )
+    torch.rand(7)
+    second = training.run(
+        "reward", data=small_export, model=str(tiny_bert), out=tmp_path / "b", config=FAST
+    )
+    ids = {"input_ids": torch.tensor([[2, 5, 6, 7, 3]])}
+    with torch.no_grad():
+        a, b = (load_reward_model(r.out)[0](**ids).logits for r in (first, second))
+    assert torch.equal(a, b)
