@@ -67,7 +67,8 @@ RM_CONFIG = {
 }
 DPO_CONFIG = {
     "per_device_batch_size": 4,
-    "learning_rate": 5e-4,
+    "learning_rate": 1e-3,
+    "lr_scheduler_type": "constant",
     "beta": 0.1,
     "max_length": 128,
     "logging_steps": 5,
@@ -84,7 +85,7 @@ PPO_CONFIG = {
     "sample_every": 0,
 }
 SIZES = {  # real run / --quick
-    "real": {"rm_steps": 12, "dpo_steps": 20, "ppo_steps": 4, "gen": 100, "dpo_eval": 100},
+    "real": {"rm_steps": 12, "dpo_steps": 60, "ppo_steps": 16, "gen": 100, "dpo_eval": 100},
     "quick": {"rm_steps": 2, "dpo_steps": 2, "ppo_steps": 1, "gen": 6, "dpo_eval": 8},
 }
 

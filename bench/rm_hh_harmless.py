@@ -2,7 +2,7 @@
 
 Each {chosen, rejected} transcript pair becomes an export row: the prompt is the shared part up
 to the last "Assistant:", the completions are what follows. ``training.run("reward")`` then
-trains a reward model with an 80/20 split by prompt (seed 42, 463 held-out pairs) and reports
+trains a reward model with an 80/20 split by prompt (seed 42, 462 held-out pairs) and reports
 held-out pairwise accuracy with its 95% Wilson interval, wall time and peak memory (RSS)::
 
     python bench/rm_hh_harmless.py --backbone all          # MiniLM then SmolLM2

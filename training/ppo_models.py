@@ -161,6 +161,8 @@ class PolicyValueModel(torch.nn.Module):
         cannot share this base (weights of the base itself were trained or resized), with the
         base left untouched."""
         adapter = Path(run_dir) / ADAPTER_DIR
+        if not (adapter / "adapter_config.json").is_file():
+            return "it is a full fine-tune (the whole model, no LoRA adapter)"
         lora, head, others = split_reward_weights(load_file(adapter / "adapter_model.safetensors"))
         if len(head) != 1 or not next(iter(head)).endswith("score.weight"):
             return "its score head is not one bias-free linear layer"

@@ -146,9 +146,12 @@ def train_reward(
     data: Path, model: str, out: Path, config: RewardRunConfig, callbacks: Callbacks | None = None
 ) -> RunResult:
     """Train a reward model on an export folder; write the run folder ``out``."""
+    from transformers import set_seed
+
     from training.trl_common import RecorderBridge, fit_and_save, start_run
 
     export, dtype, use_bf16, recorder = start_run("reward", data, model, out, config, callbacks)
+    set_seed(config.seed)  # the new score head's random init is part of the seeded run
     backbone, tokenizer = load_backbone(model, dtype)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, bridge)

@@ -190,3 +190,48 @@ def test_the_hh_recipe_file_is_a_valid_reward_config():
     recipe = Path(__file__).resolve().parents[2] / "bench" / "configs" / "reward-minilm-hh.json"
     config = build_config("reward", file=recipe, overrides={"eval_fraction": 0.2})
     assert config.full_finetune and config.dev_fraction > 0 and config.eval_steps
+
+
+def test_ppo_loads_a_full_finetune_reward_on_its_base_as_a_separate_model(
+    tiny_llama, small_export, tmp_path
+):
+    """A full fine-tune reward run holds no LoRA adapter: PPO on the same base scores with it
+    as a separate model and leaves the shared base as it was."""
+    from transformers import AutoModelForCausalLM
+
+    from training.ppo import _build
+    from training.reward_model import RewardScorer
+
+    reward = training.run(
+        "reward",
+        data=small_export,
+        model=str(tiny_llama),
+        out=tmp_path / "rm",
+        config={**FAST, "max_steps": 2, "full_finetune": True},
+    )
+    ppo = {"max_steps": 1, "precision": "fp32", "lora_r": 4, "lora_alpha": 8, "value_lora_r": 4}
+    setup = _build(str(tiny_llama), training.build_config("ppo", overrides=ppo), reward.out)
+    assert isinstance(setup.reward_fn, RewardScorer)
+    fresh = dict(AutoModelForCausalLM.from_pretrained(tiny_llama).named_parameters())
+    base = setup.model.peft.get_base_model().named_parameters()
+    now = {n.replace(".base_layer.", "."): p for n, p in base if "lora_" not in n}
+    assert all(torch.equal(now[n], p) for n, p in fresh.items())
+    texts = (["tell me about tea"], ["excellent tea"])
+    assert setup.reward_fn(*texts) == pytest.approx(RewardScorer(reward.out)(*texts), abs=1e-6)
+
+
+def test_same_seed_same_reward_model(tiny_bert, small_export, tmp_path):
+    """The new score head's random init is seeded too: two runs with one seed give the same
+    model (the HH bench figures moved between identical runs before)."""
+    torch.manual_seed(1)  # whatever the global RNG held before each run
+    first = training.run(
+        "reward", data=small_export, model=str(tiny_bert), out=tmp_path / "a", config=FAST
+    )
+    torch.rand(7)
+    second = training.run(
+        "reward", data=small_export, model=str(tiny_bert), out=tmp_path / "b", config=FAST
+    )
+    ids = {"input_ids": torch.tensor([[2, 5, 6, 7, 3]])}
+    with torch.no_grad():
+        a, b = (load_reward_model(r.out)[0](**ids).logits for r in (first, second))
+    assert torch.equal(a, b)
