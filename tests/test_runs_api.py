@@ -11,6 +11,7 @@ from app.db.models import Export, RunMetric
 from app.services.runs import queue as runs_queue
 from tests.factories import make_project, make_prompts
 from tests.helpers.runs import finished_run, make_export
+from training.config import ConfigError, build_config
 
 API = "/api/v1/training-runs"
 
@@ -220,15 +221,15 @@ def test_labelers_get_403_everywhere(client, make_user, token_for, db, export):
     assert client.get(API).status_code == 401
 
 
-def test_a_config_error_that_names_its_field_is_taken_at_its_word():
+def test_a_config_error_is_reported_under_the_field_it_names():
     """``training.config.ConfigError`` carries ``.field``: no parsing of its message."""
-
-    class NamedError(ValueError):
-        def __init__(self, field: str, message: str) -> None:
-            super().__init__(message)
-            self.field = field
-
     field_of = runs_queue.config_error_field
-    assert field_of("ppo", NamedError("lora_r", "whatever it says")) == "config.lora_r"
-    assert field_of("ppo", NamedError("preset", "no such preset")) == "preset"
-    assert field_of("ppo", ValueError("lora_r must be >= 1")) == "config.lora_r"
+    with pytest.raises(ConfigError) as caught:
+        build_config("ppo", overrides={"top_k": 50})
+    assert field_of(caught.value) == "config.top_k"
+    with pytest.raises(ConfigError) as caught:
+        build_config("ppo", preset="no-such-preset")
+    assert field_of(caught.value) == "preset"
+    with pytest.raises(ConfigError) as caught:
+        build_config("ppo", overrides={"no_such_field": 1})
+    assert field_of(caught.value) == "config.no_such_field"

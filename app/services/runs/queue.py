@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Export, Project, Prompt, TrainingRun
 from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
 from app.settings import Settings
-from training.config import CONFIG_CLASSES, build_config
+from training.config import ConfigError, build_config
 from training.queue import RunPaths
 from training.schema import (
     BASE_MODEL_CHARS,
@@ -56,21 +55,9 @@ class RunRequest:
     project_id: int | None = None
 
 
-def config_error_field(kind: str, exc: ValueError) -> str:
+def config_error_field(exc: ConfigError) -> str:
     """The request field a ``build_config`` error is about: ``preset`` or ``config.<field>``."""
-    field = getattr(exc, "field", None)  # training.config.ConfigError names it
-    if field is not None:
-        return field if field in ("kind", "preset") else f"config.{field}"
-    # A plain ValueError (training.config before ConfigError): the field from the message.
-    message = str(exc)
-    if message.startswith("preset "):
-        return "preset"
-    unknown = re.match(r"unknown field\(s\) for \w+: ([^ ,(]+)", message)
-    if unknown:
-        return f"config.{unknown.group(1)}"
-    head = re.match(r"(\w+)", message)
-    known = {f.name for f in dataclasses.fields(CONFIG_CLASSES[kind])}
-    return f"config.{head.group(1)}" if head and head.group(1) in known else "config"
+    return exc.field if exc.field in ("kind", "preset") else f"config.{exc.field}"
 
 
 def _resolved_config(request: RunRequest, problems: Problems) -> dict[str, Any]:
@@ -87,8 +74,8 @@ def _resolved_config(request: RunRequest, problems: Problems) -> dict[str, Any]:
         config = build_config(
             request.kind, preset=request.preset or None, overrides=overrides
         ).to_dict()
-    except ValueError as exc:
-        problems.add(config_error_field(request.kind, exc), str(exc))
+    except ConfigError as exc:
+        problems.add(config_error_field(exc), str(exc))
         return {}
     if generate and request.parent_run_id is None and config["mix_base"]:
         problems.add("config.mix_base", "mixing in the base needs a parent DPO/PPO run")
