@@ -19,6 +19,7 @@ from app.services.labeling.judgments import skip_assignment, submit_judgment
 from app.services.labeling.page import LabelView, label_view
 from app.web.deps import CurrentUser, SessionDep
 from app.web.forms import FormDep, toast
+from app.web.inputs import DbId
 from app.web.templating import is_htmx, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -104,7 +105,7 @@ def _invalid(request: Request, exc: ValidationFailed) -> Response:
 
 
 @router.get("/projects/{project_id}/label")
-def label_page(request: Request, project_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def label_page(request: Request, project_id: DbId, db: SessionDep, user: CurrentUser) -> Response:
     view = label_view(db, user, project_id)
     return render(request, "label.html", _context(view, user))
 
@@ -112,8 +113,8 @@ def label_page(request: Request, project_id: int, db: SessionDep, user: CurrentU
 @router.post("/projects/{project_id}/label/{assignment_id}")
 def label_submit(
     request: Request,
-    project_id: int,
-    assignment_id: int,
+    project_id: DbId,
+    assignment_id: DbId,
     db: SessionDep,
     user: CurrentUser,
     form: FormDep,
@@ -129,7 +130,7 @@ def label_submit(
 
 @router.post("/projects/{project_id}/label/{assignment_id}/skip")
 def label_skip(
-    request: Request, project_id: int, assignment_id: int, db: SessionDep, user: CurrentUser
+    request: Request, project_id: DbId, assignment_id: DbId, db: SessionDep, user: CurrentUser
 ) -> Response:
     skip_assignment(db, user, assignment_id)
     return _next(request, db, user, project_id)
