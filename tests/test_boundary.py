@@ -74,10 +74,43 @@ def test_huge_ids_in_run_bodies_are_refused(client, admin_headers, field):
     assert_shape(client.post("/api/v1/training-runs", json=body, headers=admin_headers), field)
 
 
-def test_huge_export_id_in_the_run_form_is_refused(client, admin_headers):
-    form = {"kind": "reward", "export_id": str(HUGE), "base_model": "m"}
+@pytest.mark.parametrize("export_id", [str(HUGE), "9" * 5000, "\u00b2"])
+def test_bad_export_ids_in_the_run_form_are_refused(client, admin_headers, export_id):
+    form = {"kind": "reward", "export_id": export_id, "base_model": "m"}
     response = client.post("/admin/runs", data=form, headers=admin_headers)
-    assert response.status_code in (404, 422), response.text
+    assert response.status_code == 422, response.text
+    assert "must be a whole number from 1 to" in response.text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"duration_ms": "9" * 5000},
+        {"duration_ms": "\u00b2"},
+        {"rating-0-0": "\u00b2", "axis-0": "helpful"},
+        {"ranking": "[" * 100_000},
+    ],
+)
+def test_odd_numbers_in_the_label_form_are_no_500(client, db, make_user, fields):
+    labeler = make_user()
+    project = make_project(db, members=[labeler])
+    make_prompts(db, project, 1, completions=2)
+    login(client, labeler.username)
+    page = client.get(f"/projects/{project.id}/label").text
+    assignment = re.search(r'hx-post="/projects/\d+/label/(\d+)"', page).group(1)
+    cids = re.findall(r'name="cid-(\d+)" value="([^"]+)"', page)
+    form = {"csrf_token": csrf_of(page), "ranking": json.dumps([[c] for _, c in cids])}
+    form |= {f"cid-{n}": cid for n, cid in cids} | fields
+    url = f"/projects/{project.id}/label/{assignment}"
+    response = client.post(url, data=form, follow_redirects=False)
+    assert response.status_code < 500, response.text
+
+
+def test_a_json_body_nested_beyond_the_parser_is_no_500(client, admin_headers):
+    body = "[" * 100_000 + "]" * 100_000
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    response = client.post("/api/v1/projects", content=body, headers=headers)
+    assert 400 <= response.status_code < 500, response.text
 
 
 @pytest.fixture

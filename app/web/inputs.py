@@ -31,6 +31,17 @@ Int32 = Annotated[int, Ge(0), Le(INT_MAX)]
 PageNo = Annotated[int, Ge(1), Le(INT_MAX)]
 """A 1-based page number."""
 
+
+def whole_number(text: str, maximum: int = BIGINT_MAX) -> int | None:
+    """A form field's whole number from 0 to ``maximum``, else None: only ASCII digits
+    (``"²".isdigit()`` is true, yet ``int("²")`` fails) and never a 5 000-digit parse."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
 
 
@@ -84,7 +95,7 @@ async def _body(request: Request) -> list[tuple[str, Any]]:
     if kind.startswith("application/json"):
         try:
             return [("", await request.json())]
-        except (JSONDecodeError, UnicodeDecodeError):
+        except (JSONDecodeError, UnicodeDecodeError, RecursionError):
             return []  # FastAPI answers a malformed body itself, with the app's shape
     form_kinds = ("application/x-www-form-urlencoded",)
     if _credentialed(request):

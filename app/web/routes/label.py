@@ -19,7 +19,7 @@ from app.services.labeling.judgments import skip_assignment, submit_judgment
 from app.services.labeling.page import LabelView, label_view
 from app.web.deps import CurrentUser, SessionDep
 from app.web.forms import FormDep, toast
-from app.web.inputs import DbId
+from app.web.inputs import INT_MAX, DbId, whole_number
 from app.web.templating import is_htmx, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -43,7 +43,7 @@ def _ranking(raw: str) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValidationFailed.single("ranking", "is not valid JSON") from exc
 
 
@@ -55,8 +55,9 @@ def judgment_from_form(form: FormData) -> JudgmentIn:
     ratings: dict[str, dict[str, Any]] = {}
     for key, value in _indexed(form, "rating-").items():
         n, _, a = key.partition("-")
-        if n in cids and a in axes and value.isdigit():
-            ratings.setdefault(cids[n], {})[axes[a]] = int(value)
+        number = whole_number(value, INT_MAX)
+        if n in cids and a in axes and number is not None:
+            ratings.setdefault(cids[n], {})[axes[a]] = number
     flags = {cids[n]: form.getlist(f"flag-{n}") for n in cids if form.getlist(f"flag-{n}")}
     duration = str(form.get("duration_ms") or "").strip()
     data = {
@@ -65,7 +66,7 @@ def judgment_from_form(form: FormData) -> JudgmentIn:
         "ratings": ratings or None,
         "flags": flags or None,
         "rationale": str(form.get("rationale") or ""),
-        "duration_ms": int(duration) if duration.isdigit() else None,
+        "duration_ms": whole_number(duration, INT_MAX),
     }
     try:
         return JudgmentIn.model_validate(data)

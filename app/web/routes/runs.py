@@ -15,7 +15,7 @@ from app.domain.errors import ValidationFailed
 from app.services.runs import next_round, view
 from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
-from app.web.inputs import BIGINT_MAX, DbId
+from app.web.inputs import BIGINT_MAX, DbId, whole_number
 from app.web.templating import is_htmx, render
 from training.config import PRESETS
 from training.schema import RunKind, RunStatus
@@ -71,9 +71,10 @@ def _optional_int(value: str, field: str) -> int | None:
     value = (value or "").strip()
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= BIGINT_MAX:
+    number = whole_number(value)
+    if not number:
         raise ValidationFailed.single(field, f"must be a whole number from 1 to {BIGINT_MAX}")
-    return int(value)
+    return number
 
 
 def _request_from_form(form: dict[str, str]) -> runs.RunRequest:
@@ -83,6 +84,8 @@ def _request_from_form(form: dict[str, str]) -> runs.RunRequest:
         raise ValidationFailed.single(
             "config", f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except RecursionError as exc:
+        raise ValidationFailed.single("config", "is nested too deeply") from exc
     return runs.RunRequest(
         kind=form["kind"],
         base_model=form["base_model"],
