@@ -87,20 +87,18 @@ def _credentialed(request: Request) -> bool:
 
 
 async def _body(request: Request) -> list[tuple[str, Any]]:
-    """The parsed body when reading it is cheap or the caller is known: a multipart upload
-    is only read here for a caller with credentials (the route reads it anyway)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return []
+    """The parsed body of an unsafe request. Without credentials only a small urlencoded
+    form (the login form) is read: authentication refuses the rest without the body."""
     kind = request.headers.get("content-type", "")
+    urlencoded = kind.startswith("application/x-www-form-urlencoded")
+    if request.method in ("GET", "HEAD", "OPTIONS") or not (urlencoded or _credentialed(request)):
+        return []
     if kind.startswith("application/json"):
         try:
             return [("", await request.json())]
         except (JSONDecodeError, UnicodeDecodeError, RecursionError):
             return []  # FastAPI answers a malformed body itself, with the app's shape
-    form_kinds = ("application/x-www-form-urlencoded",)
-    if _credentialed(request):
-        form_kinds += ("multipart/form-data",)
-    if kind.startswith(form_kinds):
+    if urlencoded or kind.startswith("multipart/form-data"):
         form = await request.form()
         return [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)]
     return []
