@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.db.engine import make_engine, make_sessionmaker
 from app.settings import Settings
 from app.web import api, errors, openapi, routes
+from app.web.inputs import nul_guard
 from app.web.session_cookie import SessionCookieMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/api/v1/openapi.json",
+        dependencies=[Depends(nul_guard)],
     )
     app.state.settings = settings
     app.add_middleware(

@@ -83,7 +83,7 @@ def test_htmx_error_is_a_toast(client, make_user):
 
     make_user("labeler", "lena")
     login(client, "lena")
-    response = client.get("/api/v1/projects/0", headers={"HX-Request": "true"})
+    response = client.get("/api/v1/projects/999999999", headers={"HX-Request": "true"})
     assert response.status_code == 404  # /api stays JSON even for htmx
     page = client.get("/definitely-missing", headers={"HX-Request": "true"})
     assert page.status_code == 404

@@ -27,8 +27,19 @@ def csrf_token(request: Request) -> str:
 
 
 async def csrf_guard(request: Request) -> None:
-    """Dependency: refuse an unsafe cookie-authenticated request without the right token."""
+    """Dependency: refuse an unsafe cookie-authenticated request without the right token.
+    A request with no credentials at all passes: authentication answers it (401, or a
+    redirect to /login); the login form has its own guard, below."""
     if request.method in SAFE_METHODS or request.headers.get("authorization"):
+        return
+    if request.session.get("uid") is not None:
+        await login_csrf_guard(request)
+
+
+async def login_csrf_guard(request: Request) -> None:
+    """Dependency of the login form: the token is checked with or without a session user
+    (a forged login would put the victim in the attacker's account)."""
+    if request.method in SAFE_METHODS:
         return
     sent = request.headers.get(HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(

@@ -80,15 +80,26 @@ def type_name(value: Any) -> str:
     return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
-def has_nul(value: Any) -> bool:
-    """True when a string anywhere inside ``value`` holds NUL, which PostgreSQL refuses."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v) for v in value)
-    return False
+MAX_JSON_DEPTH = 64
+"""How deep a metadata object may nest: deeper would exhaust the stack of every walker."""
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON (a string holding NUL, which PostgreSQL
+    refuses, or nesting deeper than ``MAX_JSON_DEPTH``), else None. Iterative: any depth
+    is safe to check."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "must not contain NUL characters"
+        elif isinstance(item, Mapping | list):
+            if depth >= MAX_JSON_DEPTH:
+                return f"must not nest deeper than {MAX_JSON_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 class Checker(Problems):
@@ -132,8 +143,8 @@ class Checker(Problems):
             return {}
         if not isinstance(value, dict):
             self.add(name, f"must be an object, got {type_name(value)}")
-        elif has_nul(value):
-            self.add(name, "must not contain NUL characters")
+        elif problem := json_problem(value):
+            self.add(name, problem)
         else:
             return value
         return {}
@@ -190,7 +201,7 @@ def _plain_completion(item: Any) -> CompletionIn | None:
         and type(text) is str
         and "\x00" not in text
         and (model is None or _short_string(model))
-        and (metadata is None or (type(metadata) is dict and not has_nul(metadata)))
+        and (metadata is None or (type(metadata) is dict and json_problem(metadata) is None))
     ):
         return CompletionIn(cid, text, model, metadata or {})
     return None

@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from app.services import agreement
 from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep
+from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["agreement"])
 
 
 @router.get("/projects/{project_id}/agreement")
-def project_agreement(project_id: int, db: SessionDep, user: AdminUser) -> dict[str, Any]:
+def project_agreement(project_id: DbId, db: SessionDep, user: AdminUser) -> dict[str, Any]:
     """alpha_nominal, alpha_interval, pairwise_agreement, mean_kendall_w, ci95, counts,
     per_labeler (see SPEC §6 for the exact keys), method."""
     return agreement.agreement_report(db, policy.visible_project(db, user, project_id))

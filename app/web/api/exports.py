@@ -14,6 +14,7 @@ from app.services import exports
 from app.services.accounts import policy
 from app.services.exports import MANIFEST_FILE, PAIRS_FILE
 from app.web.deps import AdminUser, SessionDep, SettingsDep
+from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
@@ -49,7 +50,7 @@ class ExportOut(BaseModel):
     "/projects/{project_id}/exports", status_code=status.HTTP_201_CREATED, response_model=ExportOut
 )
 def create_export(
-    project_id: int, body: NewExport, db: SessionDep, settings: SettingsDep, user: AdminUser
+    project_id: DbId, body: NewExport, db: SessionDep, settings: SettingsDep, user: AdminUser
 ) -> ExportOut:
     project = policy.visible_project(db, user, project_id)
     export = exports.create_export(
@@ -59,13 +60,13 @@ def create_export(
 
 
 @router.get("/projects/{project_id}/exports", response_model=list[ExportOut])
-def list_exports(project_id: int, db: SessionDep, user: AdminUser) -> list[ExportOut]:
+def list_exports(project_id: DbId, db: SessionDep, user: AdminUser) -> list[ExportOut]:
     policy.visible_project(db, user, project_id)
     return [ExportOut.model_validate(e) for e in exports.list_exports(db, project_id)]
 
 
 @router.get("/exports/{export_id}", response_model=ExportOut)
-def get_export(export_id: int, db: SessionDep, _: AdminUser) -> ExportOut:
+def get_export(export_id: DbId, db: SessionDep, _: AdminUser) -> ExportOut:
     return ExportOut.model_validate(exports.get_export(db, export_id))
 
 
@@ -74,7 +75,7 @@ def get_export(export_id: int, db: SessionDep, _: AdminUser) -> ExportOut:
     response_class=FileResponse,
     responses={200: {"content": {"application/x-ndjson": {}}, "description": "One pair a line."}},
 )
-def download_pairs(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse:
+def download_pairs(export_id: DbId, db: SessionDep, _: AdminUser) -> FileResponse:
     path = exports.export_file(exports.get_export(db, export_id), PAIRS_FILE)
     return FileResponse(
         path, media_type="application/x-ndjson", filename=f"export-{export_id}-{PAIRS_FILE}"
@@ -91,7 +92,7 @@ def download_pairs(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse
         }
     },
 )
-def download_manifest(export_id: int, db: SessionDep, _: AdminUser) -> FileResponse:
+def download_manifest(export_id: DbId, db: SessionDep, _: AdminUser) -> FileResponse:
     path = exports.export_file(exports.get_export(db, export_id), MANIFEST_FILE)
     return FileResponse(
         path, media_type="application/json", filename=f"export-{export_id}-{MANIFEST_FILE}"

@@ -22,6 +22,7 @@ from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, FORMATS
 from app.services import importing
 from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep
+from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1/projects", tags=["import"])
 
@@ -96,7 +97,7 @@ class ImportOut(BaseModel):
 
 @router.post("/{project_id}/import", response_model=ImportOut)
 def import_prompts(
-    project_id: int,
+    project_id: DbId,
     db: SessionDep,
     user: AdminUser,
     upload: UploadDep,

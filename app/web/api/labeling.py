@@ -13,6 +13,7 @@ from app.services.labeling.assignment import next_task
 from app.services.labeling.checks import JudgmentIn
 from app.services.labeling.judgments import skip_assignment, submit_judgment
 from app.web.deps import CurrentUser, SessionDep
+from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"])
 
@@ -46,7 +47,7 @@ class JudgmentOut(BaseModel):
     response_model=TaskOut,
     responses={204: {"description": "Nothing is left for this labeler."}},
 )
-def get_next_task(project_id: int, db: SessionDep, user: CurrentUser) -> TaskOut | Response:
+def get_next_task(project_id: DbId, db: SessionDep, user: CurrentUser) -> TaskOut | Response:
     """The caller's task: the lease they hold, or a new one; 204 when nothing is left."""
     task = next_task(db, user, project_id)
     if task is None:
@@ -60,14 +61,14 @@ def get_next_task(project_id: int, db: SessionDep, user: CurrentUser) -> TaskOut
     response_model=JudgmentOut,
 )
 def post_judgment(
-    assignment_id: int, body: JudgmentIn, db: SessionDep, user: CurrentUser
+    assignment_id: DbId, body: JudgmentIn, db: SessionDep, user: CurrentUser
 ) -> JudgmentOut:
     """Record a judgment; the same body again returns the first judgment (201)."""
     return JudgmentOut.model_validate(submit_judgment(db, user, assignment_id, body))
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=status.HTTP_204_NO_CONTENT)
-def post_skip(assignment_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def post_skip(assignment_id: DbId, db: SessionDep, user: CurrentUser) -> Response:
     """Pass on a task; it is never offered to the caller again."""
     skip_assignment(db, user, assignment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

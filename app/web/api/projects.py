@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.services import projects
 from app.services.accounts import policy
 from app.web.deps import AdminUser, CurrentUser, SessionDep
+from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -63,12 +64,12 @@ def list_projects(db: SessionDep, user: CurrentUser, include_archived: bool = Fa
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def get_project(project_id: int, db: SessionDep, user: CurrentUser) -> ProjectOut:
+def get_project(project_id: DbId, db: SessionDep, user: CurrentUser) -> ProjectOut:
     return ProjectOut.model_validate(policy.visible_project(db, user, project_id))
 
 
 @router.patch("/{project_id}", response_model=ProjectOut)
-def update_project(project_id: int, body: ProjectPatch, db: SessionDep, user: AdminUser):
+def update_project(project_id: DbId, body: ProjectPatch, db: SessionDep, user: AdminUser):
     project = policy.visible_project(db, user, project_id)
     projects.update_project(
         db,
@@ -82,10 +83,10 @@ def update_project(project_id: int, body: ProjectPatch, db: SessionDep, user: Ad
 
 
 @router.post("/{project_id}/members", status_code=status.HTTP_204_NO_CONTENT)
-def add_member(project_id: int, body: Member, db: SessionDep, user: AdminUser) -> None:
+def add_member(project_id: DbId, body: Member, db: SessionDep, user: AdminUser) -> None:
     projects.add_member(db, policy.visible_project(db, user, project_id), body.username)
 
 
 @router.delete("/{project_id}/members/{username}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(project_id: int, username: str, db: SessionDep, user: AdminUser) -> None:
+def remove_member(project_id: DbId, username: str, db: SessionDep, user: AdminUser) -> None:
     projects.remove_member(db, policy.visible_project(db, user, project_id), username)

@@ -13,6 +13,7 @@ from app.db.models import TrainingRun
 from app.services.runs import next_round, view
 from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
+from app.web.inputs import DbId, Int32
 from training.schema import BASE_MODEL_CHARS, RunKind
 
 KindChoice = Literal[tuple(kind.value for kind in RunKind)]  # the enum's values, as a Literal
@@ -22,12 +23,12 @@ router = APIRouter(prefix="/api/v1/training-runs", tags=["training runs"])
 
 class NewRun(BaseModel):
     kind: KindChoice
-    export_id: int | None = None
+    export_id: DbId | None = None
     base_model: str = Field(default="", max_length=BASE_MODEL_CHARS)
     config: dict[str, Any] = Field(default_factory=dict)
-    parent_run_id: int | None = None
+    parent_run_id: DbId | None = None
     preset: str | None = None
-    project_id: int | None = Field(
+    project_id: DbId | None = Field(
         default=None,
         description="generate: the prompt set, when it is a project rather than an export",
     )
@@ -115,7 +116,11 @@ def list_runs(
 
 @router.get("/{run_id}", response_model=RunDetail)
 def get_run(
-    run_id: int, db: SessionDep, settings: SettingsDep, _: AdminUser, after_step: int | None = None
+    run_id: DbId,
+    db: SessionDep,
+    settings: SettingsDep,
+    _: AdminUser,
+    after_step: Int32 | None = None,
 ) -> RunDetail:
     """Status, timings, attempts, metrics by step (only after ``after_step`` when given, for
     polling), the log tail and the artifact files."""
@@ -123,25 +128,25 @@ def get_run(
 
 
 @router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
-def cancel_run(run_id: int, db: SessionDep, _: AdminUser) -> RunOut:
+def cancel_run(run_id: DbId, db: SessionDep, _: AdminUser) -> RunOut:
     return RunOut.of(runs.cancel_run(db, run_id))
 
 
 @router.post("/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
-def retry_run(run_id: int, db: SessionDep, _: AdminUser) -> RunOut:
+def retry_run(run_id: DbId, db: SessionDep, _: AdminUser) -> RunOut:
     return RunOut.of(runs.retry_run(db, run_id))
 
 
 @router.get("/{run_id}/files/{path:path}")
 def download(
-    run_id: int, path: str, db: SessionDep, settings: SettingsDep, _: AdminUser
+    run_id: DbId, path: str, db: SessionDep, settings: SettingsDep, _: AdminUser
 ) -> FileResponse:
     target = view.artifact_file(settings, runs.get_run(db, run_id), path)
     return FileResponse(target, filename=target.name)
 
 
 @router.get("/{run_id}/comparison")
-def comparison(run_id: int, db: SessionDep, _: AdminUser) -> dict[str, Any]:
+def comparison(run_id: DbId, db: SessionDep, _: AdminUser) -> dict[str, Any]:
     """A generate run's labeled round: the trained policy against its base (win rate,
     Bradley–Terry scores, bootstrap 95% intervals)."""
     return next_round.comparison_for_run(db, runs.get_run(db, run_id))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.accounts import tokens, users
 from app.web.deps import AdminUser, CurrentUser, SessionDep
+from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -53,5 +54,5 @@ def create_token(body: NewToken, db: SessionDep, user: CurrentUser) -> TokenOut:
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, db: SessionDep, user: CurrentUser) -> None:
+def revoke_token(token_id: DbId, db: SessionDep, user: CurrentUser) -> None:
     tokens.revoke_token(db, token_id, owner_id=user.id)

@@ -26,6 +26,7 @@ from app.services.project_settings import ProjectSettings
 from app.web.api.imports import UploadDep
 from app.web.deps import AdminUser, SessionDep
 from app.web.forms import FormDep, field_errors, toast
+from app.web.inputs import DbId
 from app.web.templating import is_htmx, render
 
 if TYPE_CHECKING:  # a type only: pages reach the database through the services
@@ -175,13 +176,13 @@ def preview_guidelines(
 
 
 @router.get("/admin/projects/{project_id}")
-def project_page(request: Request, project_id: int, db: SessionDep, user: AdminUser) -> Response:
+def project_page(request: Request, project_id: DbId, db: SessionDep, user: AdminUser) -> Response:
     return _page(request, db, user, policy.visible_project(db, user, project_id))
 
 
 @router.get("/admin/projects/{project_id}/progress")
 def progress_fragment(
-    request: Request, project_id: int, db: SessionDep, user: AdminUser
+    request: Request, project_id: DbId, db: SessionDep, user: AdminUser
 ) -> Response:
     """The progress block, polled by the page every 10 s."""
     project = policy.visible_project(db, user, project_id)
@@ -191,7 +192,7 @@ def progress_fragment(
 
 @router.post("/admin/projects/{project_id}/settings")
 def save_settings(
-    request: Request, project_id: int, db: SessionDep, user: AdminUser, form: FormDep
+    request: Request, project_id: DbId, db: SessionDep, user: AdminUser, form: FormDep
 ) -> Response:
     """Save every setting at once; errors are shown next to their fields (422)."""
     project = policy.visible_project(db, user, project_id)
@@ -224,7 +225,7 @@ def save_settings(
 
 @router.post("/admin/projects/{project_id}/status")
 def change_status(
-    project_id: int, db: SessionDep, user: AdminUser, status: Annotated[str, Form(max_length=16)]
+    project_id: DbId, db: SessionDep, user: AdminUser, status: Annotated[str, Form(max_length=16)]
 ) -> Response:
     """Move the project along its lifecycle (other moves are refused with 409)."""
     projects.set_status(db, policy.visible_project(db, user, project_id), status)
@@ -253,7 +254,7 @@ def _members_answer(
 @router.post("/admin/projects/{project_id}/members")
 def add_member(
     request: Request,
-    project_id: int,
+    project_id: DbId,
     db: SessionDep,
     user: AdminUser,
     username: Annotated[str, Form(max_length=150)],
@@ -269,7 +270,7 @@ def add_member(
 @router.post("/admin/projects/{project_id}/members/remove")
 def remove_member(
     request: Request,
-    project_id: int,
+    project_id: DbId,
     db: SessionDep,
     user: AdminUser,
     username: Annotated[str, Form(max_length=150)],
@@ -284,7 +285,7 @@ def remove_member(
 
 @router.post("/admin/projects/{project_id}/import")
 def import_file(
-    request: Request, project_id: int, db: SessionDep, user: AdminUser, upload: UploadDep
+    request: Request, project_id: DbId, db: SessionDep, user: AdminUser, upload: UploadDep
 ) -> Response:
     """Import an uploaded file; the outcome (counts, or every error with its line and
     field at 422) replaces #import-result, or comes back in the page without htmx."""

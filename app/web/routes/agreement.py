@@ -19,6 +19,7 @@ from app.services import agreement, exports
 from app.services.accounts import policy
 from app.services.agreement import prompts as agreement_prompts
 from app.web.deps import AdminUser, SessionDep
+from app.web.inputs import DbId, PageNo
 from app.web.templating import is_htmx, render
 
 if TYPE_CHECKING:  # a type only: pages reach the database through the services
@@ -120,7 +121,7 @@ def page_context(session: Session, project: Project, page: int = 1) -> dict[str,
 
 @router.get("/agreement")
 def agreement_page(
-    request: Request, project_id: int, db: SessionDep, user: AdminUser, page: int = 1
+    request: Request, project_id: DbId, db: SessionDep, user: AdminUser, page: PageNo = 1
 ) -> Response:
     project = policy.visible_project(db, user, project_id)
     return render(request, PAGE, {"user": user, **page_context(db, project, page)})
@@ -128,7 +129,7 @@ def agreement_page(
 
 @router.get("/agreement/disagreements")
 def disagreement_page(
-    request: Request, project_id: int, db: SessionDep, user: AdminUser, page: int = 1
+    request: Request, project_id: DbId, db: SessionDep, user: AdminUser, page: PageNo = 1
 ) -> Response:
     """One page of the disagreement list: the block for htmx, else the whole page."""
     project = policy.visible_project(db, user, project_id)
@@ -141,7 +142,7 @@ def disagreement_page(
 
 @router.get("/agreement/prompts/{prompt_id}")
 def prompt_judgments(
-    request: Request, project_id: int, prompt_id: int, db: SessionDep, user: AdminUser
+    request: Request, project_id: DbId, prompt_id: DbId, db: SessionDep, user: AdminUser
 ) -> Response:
     """All judgments of one prompt side by side (a fragment for htmx, else a page)."""
     project = policy.visible_project(db, user, project_id)

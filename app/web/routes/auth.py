@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from app.domain.errors import RateLimited, ValidationFailed
 from app.services.accounts import users
-from app.web.csrf import csrf_guard
+from app.web.csrf import csrf_guard, login_csrf_guard
 from app.web.deps import OptionalUser, SessionDep, SettingsDep
 from app.web.templating import render
 
@@ -41,7 +41,7 @@ def login_page(request: Request, user: OptionalUser, next: str | None = None) ->
     return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
-@router.post("/login", dependencies=[Depends(csrf_guard)])
+@router.post("/login", dependencies=[Depends(login_csrf_guard)])
 def login(
     request: Request,
     db: SessionDep,

@@ -19,6 +19,7 @@ from app.services import exports
 from app.services.accounts import policy
 from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.forms import FormDep, field_errors, toast
+from app.web.inputs import DbId
 from app.web.routes.agreement import DEFAULT_FORM, PAGE, exports_context, page_context
 from app.web.templating import is_htmx, render
 
@@ -62,7 +63,7 @@ def _errors(exc: ValidationFailed) -> dict[str, str]:
 @router.post("/exports")
 def create_export(
     request: Request,
-    project_id: int,
+    project_id: DbId,
     form: FormDep,
     db: SessionDep,
     settings: SettingsDep,

@@ -19,6 +19,7 @@ from app.services.labeling.judgments import skip_assignment, submit_judgment
 from app.services.labeling.page import LabelView, label_view
 from app.web.deps import CurrentUser, SessionDep
 from app.web.forms import FormDep, toast
+from app.web.inputs import INT_MAX, DbId, whole_number
 from app.web.templating import is_htmx, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -42,7 +43,7 @@ def _ranking(raw: str) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValidationFailed.single("ranking", "is not valid JSON") from exc
 
 
@@ -54,8 +55,9 @@ def judgment_from_form(form: FormData) -> JudgmentIn:
     ratings: dict[str, dict[str, Any]] = {}
     for key, value in _indexed(form, "rating-").items():
         n, _, a = key.partition("-")
-        if n in cids and a in axes and value.isdigit():
-            ratings.setdefault(cids[n], {})[axes[a]] = int(value)
+        number = whole_number(value, INT_MAX)
+        if n in cids and a in axes and number is not None:
+            ratings.setdefault(cids[n], {})[axes[a]] = number
     flags = {cids[n]: form.getlist(f"flag-{n}") for n in cids if form.getlist(f"flag-{n}")}
     duration = str(form.get("duration_ms") or "").strip()
     data = {
@@ -64,7 +66,7 @@ def judgment_from_form(form: FormData) -> JudgmentIn:
         "ratings": ratings or None,
         "flags": flags or None,
         "rationale": str(form.get("rationale") or ""),
-        "duration_ms": int(duration) if duration.isdigit() else None,
+        "duration_ms": whole_number(duration, INT_MAX),
     }
     try:
         return JudgmentIn.model_validate(data)
@@ -104,7 +106,7 @@ def _invalid(request: Request, exc: ValidationFailed) -> Response:
 
 
 @router.get("/projects/{project_id}/label")
-def label_page(request: Request, project_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def label_page(request: Request, project_id: DbId, db: SessionDep, user: CurrentUser) -> Response:
     view = label_view(db, user, project_id)
     return render(request, "label.html", _context(view, user))
 
@@ -112,8 +114,8 @@ def label_page(request: Request, project_id: int, db: SessionDep, user: CurrentU
 @router.post("/projects/{project_id}/label/{assignment_id}")
 def label_submit(
     request: Request,
-    project_id: int,
-    assignment_id: int,
+    project_id: DbId,
+    assignment_id: DbId,
     db: SessionDep,
     user: CurrentUser,
     form: FormDep,
@@ -129,7 +131,7 @@ def label_submit(
 
 @router.post("/projects/{project_id}/label/{assignment_id}/skip")
 def label_skip(
-    request: Request, project_id: int, assignment_id: int, db: SessionDep, user: CurrentUser
+    request: Request, project_id: DbId, assignment_id: DbId, db: SessionDep, user: CurrentUser
 ) -> Response:
     skip_assignment(db, user, assignment_id)
     return _next(request, db, user, project_id)

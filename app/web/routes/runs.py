@@ -15,6 +15,7 @@ from app.domain.errors import ValidationFailed
 from app.services.runs import next_round, view
 from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
+from app.web.inputs import BIGINT_MAX, DbId, whole_number
 from app.web.templating import is_htmx, render
 from training.config import PRESETS
 from training.schema import RunKind, RunStatus
@@ -70,9 +71,10 @@ def _optional_int(value: str, field: str) -> int | None:
     value = (value or "").strip()
     if not value:
         return None
-    if not value.isdigit():
-        raise ValidationFailed.single(field, "must be a number")
-    return int(value)
+    number = whole_number(value)
+    if not number:
+        raise ValidationFailed.single(field, f"must be a whole number from 1 to {BIGINT_MAX}")
+    return number
 
 
 def _request_from_form(form: dict[str, str]) -> runs.RunRequest:
@@ -82,6 +84,8 @@ def _request_from_form(form: dict[str, str]) -> runs.RunRequest:
         raise ValidationFailed.single(
             "config", f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except RecursionError as exc:
+        raise ValidationFailed.single("config", "is nested too deeply") from exc
     return runs.RunRequest(
         kind=form["kind"],
         base_model=form["base_model"],
@@ -143,7 +147,7 @@ def _run_context(db: SessionDep, settings: Any, run: TrainingRun) -> dict[str, A
 @router.get("/admin/runs/{run_id}")
 def run_page(
     request: Request,
-    run_id: int,
+    run_id: DbId,
     db: SessionDep,
     settings: SettingsDep,
     user: AdminUser,
@@ -175,20 +179,20 @@ def _after_action(
 
 @router.post("/admin/runs/{run_id}/cancel")
 def cancel(
-    request: Request, run_id: int, db: SessionDep, settings: SettingsDep, user: AdminUser
+    request: Request, run_id: DbId, db: SessionDep, settings: SettingsDep, user: AdminUser
 ) -> Response:
     return _after_action(request, db, settings, user, runs.cancel_run(db, run_id))
 
 
 @router.post("/admin/runs/{run_id}/retry")
 def retry(
-    request: Request, run_id: int, db: SessionDep, settings: SettingsDep, user: AdminUser
+    request: Request, run_id: DbId, db: SessionDep, settings: SettingsDep, user: AdminUser
 ) -> Response:
     return _after_action(request, db, settings, user, runs.retry_run(db, run_id))
 
 
 @router.get("/admin/projects/{project_id}/compare")
-def compare_page(request: Request, project_id: int, db: SessionDep, user: AdminUser) -> Response:
+def compare_page(request: Request, project_id: DbId, db: SessionDep, user: AdminUser) -> Response:
     """The trained policy against its base on a labeled next round."""
     page = next_round.comparison_page(db, project_id)
     return render(request, "admin/compare.html", {"user": user, **page})
