@@ -10,6 +10,7 @@ Torch and transformers are imported inside the functions: importing this module 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -128,13 +129,24 @@ def build_tiny_causal_lm(folder: Path, seed: int = 0, texts: Iterable[str] = ())
 
     Idempotent: a folder that already holds ``config.json`` is left as it is.
     """
+    if (Path(folder) / "config.json").is_file():
+        return Path(folder)
+    return save_tiny_llama(folder, make_tokenizer(texts=texts), seed)
+
+
+def save_tiny_llama(
+    folder: Path, tokenizer: Any, seed: int = 0, generation: dict[str, Any] | None = None
+) -> Path:
+    """Save a random two-layer Llama (hidden 32) sized to ``tokenizer``, the tokenizer and,
+    when given, ``generation`` as its ``generation_config.json`` into ``folder``. Files are
+    staged and moved in with ``config.json`` last, so a folder holding it is complete; one
+    that already holds it is left as it is."""
     folder = Path(folder)
     if (folder / "config.json").is_file():
         return folder
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = make_tokenizer(texts=texts)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -147,15 +159,26 @@ def build_tiny_causal_lm(folder: Path, seed: int = 0, texts: Iterable[str] = ())
         tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tmp-tiny-", dir=folder) as staging:
         LlamaForCausalLM(config).save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        if generation is not None:  # by hand: save_pretrained derives one from config.json
+            text = json.dumps({**generation, "transformers_version": "5.0.0"}, indent=2)
+            (Path(staging) / "generation_config.json").write_text(text)
         names = sorted(p.name for p in Path(staging).iterdir())
         for name in [n for n in names if n != "config.json"] + ["config.json"]:
             os.replace(Path(staging) / name, folder / name)  # config.json last: complete
     return folder
 
 
-__all__ = ["CHAT_TEMPLATE", "MARKER", "WORDS", "build_tiny_causal_lm", "make_tokenizer"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "MARKER",
+    "WORDS",
+    "build_tiny_causal_lm",
+    "make_tokenizer",
+    "save_tiny_llama",
+]

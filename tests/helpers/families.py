@@ -28,15 +28,12 @@ a few K parameters per layer), a word-level tokenizer made in code, its chat tem
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.tiny import SPECIALS, VOCAB_WORDS
+from training.tiny import SPECIALS, VOCAB_WORDS, save_tiny_llama
 
 LLAMA3_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>"
@@ -99,40 +96,6 @@ def _tokenizer(specials: dict[str, Any], controls: list[str], bos: str | None, t
     return tokenizer
 
 
-def _save(folder: Path, tokenizer: Any, generation: dict[str, Any], seed: int) -> Path:
-    folder = Path(folder)
-    if (folder / "config.json").is_file():
-        return folder
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".tmp-family-", dir=folder) as staging:
-        LlamaForCausalLM(config).save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        # written last by hand: save_pretrained derives generation_config.json from config.json
-        text = json.dumps({**generation, "transformers_version": "5.0.0"}, indent=2)
-        (Path(staging) / "generation_config.json").write_text(text)
-        names = sorted(p.name for p in Path(staging).iterdir())
-        for name in [n for n in names if n != "config.json"] + ["config.json"]:
-            os.replace(Path(staging) / name, folder / name)  # config.json last: complete
-    return folder
-
-
 def _ids(tokenizer: Any, *tokens: str) -> list[int]:
     return [tokenizer.convert_tokens_to_ids(t) for t in tokens]
 
@@ -150,7 +113,7 @@ def build_llama3_like(folder: Path, seed: int = 0) -> Path:
         "temperature": 0.6,
         "top_p": 0.9,
     }
-    return _save(folder, tok, generation, seed)
+    return save_tiny_llama(folder, tok, seed, generation)
 
 
 GEMMA_SPECIALS = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>"}
@@ -164,7 +127,7 @@ def build_gemma_like(folder: Path, seed: int = 0) -> Path:
         "eos_token_id": tok.eos_token_id,
         "pad_token_id": tok.pad_token_id,
     }
-    return _save(folder, tok, generation, seed)
+    return save_tiny_llama(folder, tok, seed, generation)
 
 
 QWEN_SPECIALS = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
@@ -182,7 +145,7 @@ def build_qwen25_like(folder: Path, seed: int = 0) -> Path:
         "top_p": 0.8,
         "top_k": 20,
     }
-    return _save(folder, tok, generation, seed)
+    return save_tiny_llama(folder, tok, seed, generation)
 
 
 MISTRAL_SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
@@ -191,7 +154,7 @@ MISTRAL_SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>
 def build_mistral_like(folder: Path, seed: int = 0) -> Path:
     tok = _tokenizer(MISTRAL_SPECIALS, ["[INST]", "[/INST]"], "<s>", MISTRAL_TEMPLATE)
     generation = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
-    return _save(folder, tok, generation, seed)
+    return save_tiny_llama(folder, tok, seed, generation)
 
 
 FAMILIES: dict[str, Family] = {
