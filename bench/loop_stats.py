@@ -49,12 +49,18 @@ def hh_pair_row(chosen: str, rejected: str) -> dict[str, Any] | None:
         return None
     prompt = good[:-1]
     key = hashlib.sha1(json.dumps(prompt, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return pair_row(prompt, [good[-1]], [bad[-1]], key)
+
+
+def pair_row(prompt: Any, chosen: Any, rejected: Any, prompt_id: str) -> dict[str, Any]:
+    """One export row (SPEC §5) for a pair judged once: ``chosen`` (id ``a``) over
+    ``rejected`` (id ``b``), as a preference dataset's pair is imported."""
     return {
         "prompt": prompt,
-        "chosen": [good[-1]],
-        "rejected": [bad[-1]],
+        "chosen": chosen,
+        "rejected": rejected,
         "margin": 1.0,
-        "prompt_id": key,
+        "prompt_id": prompt_id,
         "chosen_id": "a",
         "rejected_id": "b",
         "votes_for": 1,

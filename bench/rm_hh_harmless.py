@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: import this checkout's training
 sys.path.insert(0, str(REPO / "bench"))
-from loop_stats import wilson  # noqa: E402 (the Wilson interval of bench/loop_improves.py)
+from loop_stats import pair_row, wilson, write_export  # noqa: E402 (shared with loop_improves)
 
 DATA = REPO / ".." / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 BACKBONES = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}
@@ -66,39 +66,8 @@ def hh_rows(path: Path) -> list[dict[str, Any]]:
             if cut < len(SEPARATOR) or not pair["rejected"].startswith(prompt):
                 continue
             prompt_id = hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:16]
-            rows.append(
-                {
-                    "prompt": prompt,
-                    "chosen": pair["chosen"][cut:],
-                    "rejected": pair["rejected"][cut:],
-                    "margin": 1.0,
-                    "prompt_id": prompt_id,
-                    "chosen_id": "a",
-                    "rejected_id": "b",
-                    "votes_for": 1,
-                    "votes_against": 0,
-                    "votes_tie": 0,
-                    "n_judgments": 1,
-                    "agreement": 1.0,
-                }
-            )
+            rows.append(pair_row(prompt, pair["chosen"][cut:], pair["rejected"][cut:], prompt_id))
     return rows
-
-
-def write_export(rows: list[dict[str, Any]], folder: Path) -> Path:
-    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode("utf-8")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pairs.jsonl").write_bytes(body)
-    manifest = {
-        "format_version": 1,
-        "project": "hh-rlhf-harmless-base-test",
-        "strategy": "all",
-        "filters": {},
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "counts": {"prompts": len({r["prompt_id"] for r in rows}), "pairs": len(rows)},
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return folder
 
 
 def parse_sets(values: list[str]) -> dict[str, Any]:
@@ -127,7 +96,7 @@ def run_one(backbone: str, models: Path, overrides: dict[str, Any]) -> dict[str,
     config = {**COMMON, **settings(backbone), **overrides}
     rows = hh_rows(DATA)
     with tempfile.TemporaryDirectory() as tmp:
-        export = write_export(rows, Path(tmp) / "export")
+        export = write_export(rows, Path(tmp) / "export", "hh-rlhf-harmless-base-test")
         started = time.monotonic()
         result = training.run(
             "reward",

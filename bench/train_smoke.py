@@ -12,7 +12,6 @@ repo and ``models/`` is needed::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
@@ -23,6 +22,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from loop_stats import pair_row, write_export  # noqa: E402 (shared bench export rows)
+
 TOPICS = [
     "tea",
     "rain",
@@ -51,38 +53,9 @@ def synthetic_export(folder: Path, n_prompts: int) -> Path:
             f"for a long time, and there is a lot to learn. " * rng.randint(2, 5)
         )
         bad = f"No. {topic} is boring."
-        rows.append(
-            {
-                "prompt": prompt,
-                "chosen": [{"role": "assistant", "content": good}],
-                "rejected": [{"role": "assistant", "content": bad}],
-                "margin": 1.0,
-                "prompt_id": f"p{i}",
-                "chosen_id": "a",
-                "rejected_id": "b",
-                "votes_for": 1,
-                "votes_against": 0,
-                "votes_tie": 0,
-                "n_judgments": 1,
-                "agreement": 1.0,
-            }
-        )
-    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pairs.jsonl").write_bytes(body)
-    (folder / "manifest.json").write_text(
-        json.dumps(
-            {
-                "format_version": 1,
-                "project": "smoke",
-                "strategy": "all",
-                "filters": {},
-                "counts": {"prompts": n_prompts, "pairs": n_prompts},
-                "sha256": hashlib.sha256(body).hexdigest(),
-            }
-        )
-    )
-    return folder
+        chosen = [{"role": "assistant", "content": good}]
+        rows.append(pair_row(prompt, chosen, [{"role": "assistant", "content": bad}], f"p{i}"))
+    return write_export(rows, folder, "smoke")
 
 
 def _peak_gb() -> float:
