@@ -229,9 +229,9 @@
     if (button) button.click();
   }
 
-  // The shortcuts dialog is "open" from showModal() until it has been asked to close. Chromium
-  // clears dialog.open only after the Escape keydown is handled, so reading it would drop the keys
-  // a fast user presses right after closing the help: the flag follows the request instead.
+  // The shortcuts dialog is closed by this script, at once, on the key that asks for it.
+  // Left to the browser, Chromium may finish closing the modal only after later keys arrive:
+  // they would be dropped, or land on its focused Close button (Enter would not submit).
   var helpOpen = false;
 
   function showHelp() {
@@ -239,6 +239,15 @@
     if (!dialog || dialog.open) return;
     dialog.showModal();
     helpOpen = true;
+  }
+
+  function closeHelp(event) {
+    var dialog = document.getElementById("shortcuts");
+    helpOpen = false;
+    if (dialog && dialog.open) {
+      event.preventDefault();
+      dialog.close();
+    }
   }
 
   function closesHelp(event) {
@@ -281,7 +290,7 @@
 
   function onKey(event) {
     if (helpOpen) {
-      if (closesHelp(event)) helpOpen = false;
+      if (closesHelp(event)) closeHelp(event);
       return;
     }
     if (event.key === "?" && !isTyping(event.target)) { event.preventDefault(); showHelp(); return; }

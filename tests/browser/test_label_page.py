@@ -155,6 +155,15 @@ def test_a_ranking_key_right_after_closing_the_shortcuts_acts_at_once(page, seed
         page.keyboard.press("Backspace")
         expect(page.locator("#tiers .chip")).to_have_count(0)
         expect(page.locator("#shortcuts")).to_be_hidden()
+    first_prompt = page.locator(".prompt pre.text").inner_text()
+    page.keyboard.press("Shift+?")
+    page.keyboard.press("Escape")
+    for key in ["1", "2", "3", "Enter"]:  # Enter submits: it is not the Close button's
+        page.keyboard.press(key)
+    page.wait_for_function(
+        "text => document.querySelector('.prompt pre.text').innerText !== text", arg=first_prompt
+    )
+    assert len(stored_judgments(seeded.session)) == 1
 
 
 def drag(page, source, target) -> None:
