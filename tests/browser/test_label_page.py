@@ -156,12 +156,17 @@ def test_a_ranking_key_right_after_closing_the_shortcuts_acts_at_once(page, seed
         expect(page.locator("#tiers .chip")).to_have_count(0)
         expect(page.locator("#shortcuts")).to_be_hidden()
     first_prompt = page.locator(".prompt pre.text").inner_text()
+    blur(page)
     page.keyboard.press("Shift+?")
     page.keyboard.press("Escape")
-    for key in ["1", "2", "3", "Enter"]:  # Enter submits: it is not the Close button's
+    for key in ["1", "2", "3"]:
         page.keyboard.press(key)
+    page.keyboard.press("Enter")  # submits: it is not the closing dialog's Close button
+    expect(page.locator("#task-errors")).not_to_contain_text("Rank all")
     page.wait_for_function(
-        "text => document.querySelector('.prompt pre.text').innerText !== text", arg=first_prompt
+        "text => document.querySelector('.prompt pre.text').innerText !== text",
+        arg=first_prompt,
+        timeout=90_000,
     )
     assert len(stored_judgments(seeded.session)) == 1
 
