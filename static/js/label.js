@@ -294,6 +294,10 @@
       return;
     }
     if (event.key === "?" && !isTyping(event.target)) { event.preventDefault(); showHelp(); return; }
+    // A key may arrive between an htmx swap of the task and htmx's onLoad: set the new form up
+    // now rather than drop the key.
+    var current = document.getElementById("task-form");
+    if (current && (!state || state.form !== current)) setup(current);
     if (!state || !document.body.contains(state.form)) return;
     if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
     var key = event.key;
