@@ -16,6 +16,7 @@ from app.db.models import Judgment
 from app.services.accounts import users
 from tests.conftest import PASSWORD
 from tests.factories import make_project, make_prompts
+from tests.helpers.pages import blur, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -47,17 +48,9 @@ def seeded(live_server) -> Iterator[Seeded]:
     engine.dispose()
 
 
-def log_in(page, url: str, username: str = "ada") -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 def open_task(page, seeded: Seeded) -> dict[int, str]:
     """Open the labeler page; returns {number on screen: completion id}."""
-    log_in(page, seeded.url)
+    log_in(page, seeded.url, "ada")
     page.goto(f"{seeded.url}/projects/{seeded.project_id}/label")
     page.wait_for_selector("#pool .chip")
     chips = page.locator("#pool .chip")
@@ -65,10 +58,6 @@ def open_task(page, seeded: Seeded) -> dict[int, str]:
         int(chips.nth(i).get_attribute("data-n")): chips.nth(i).get_attribute("data-cid")
         for i in range(chips.count())
     }
-
-
-def blur(page) -> None:
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
 
 
 def ranking_field(page) -> list[list[str]]:
