@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.web.markdown import MAX_HIGHLIGHT, TAGS, TOKEN_CLASSES, highlight_css, markdown, sanitize
+from app.web.markdown import (
+    MAX_HIGHLIGHT,
+    MAX_MARKDOWN,
+    TAGS,
+    TOKEN_CLASSES,
+    highlight_css,
+    markdown,
+    sanitize,
+)
 from tests.conftest import ROOT
 
 ALIGNED = {f"text-align:{side}" for side in ("left", "right", "center")}
@@ -139,6 +147,15 @@ def test_unknown_missing_or_huge_code_is_shown_plain():
     huge = "x = 1\n" * (MAX_HIGHLIGHT // 6 + 1)
     html = str(markdown(f"```python\n{huge}```"))
     assert "<span" not in html and html.count("x = 1") == huge.count("x = 1")
+
+
+def test_a_text_too_long_to_parse_is_shown_as_written():
+    text = "**not bold** <script>alert(1)</script> [" * (MAX_MARKDOWN // 40 + 1)
+    html = str(markdown(text))
+    assert html.startswith('<pre class="as-written">**not bold** &lt;script&gt;alert(1)')
+    assert "<strong>" not in html and "<script" not in html
+    assert html.count("**not bold**") == text.count("**not bold**")
+    assert "<strong>" in str(markdown(text[:MAX_MARKDOWN]))
 
 
 def test_empty_text():

@@ -27,7 +27,8 @@ from pygments.util import ClassNotFound
 
 HIGHLIGHT_STYLE = "default"
 HIGHLIGHT_SCOPE = ".md pre"  # the CSS rules of static/css/highlight.css apply under this
-MAX_HIGHLIGHT = 20_000  # characters: a longer code block is shown unhighlighted
+MAX_HIGHLIGHT = 10_000  # characters: a longer code block is shown unhighlighted
+MAX_MARKDOWN = 50_000  # characters: a longer text is shown as written (parsing time is bounded)
 SCHEMES = frozenset({"http", "https", "mailto"})
 TOKEN_CLASSES = frozenset(name for name in STANDARD_TYPES.values() if name)
 
@@ -103,7 +104,10 @@ def sanitize(html: str) -> str:
 
 
 def markdown(text: str | None) -> Markup:
-    """Markdown to sanitized HTML."""
+    """Markdown to sanitized HTML; a text over MAX_MARKDOWN characters is shown as written
+    (escaped), since some inputs take the parser ~60 µs a character (bench/markdown_bench.py)."""
+    if text and len(text) > MAX_MARKDOWN:
+        return Markup('<pre class="as-written">') + escape(text) + Markup("</pre>")
     return Markup(sanitize(_MD.render(text or "")))
 
 
