@@ -105,7 +105,7 @@ def sanitize(html: str) -> str:
 
 def markdown(text: str | None) -> Markup:
     """Markdown to sanitized HTML; a text over MAX_MARKDOWN characters is shown as written
-    (escaped), since some inputs take the parser ~60 µs a character (bench/markdown_bench.py)."""
+    (escaped): some inputs cost the parser tens of µs a character (bench/markdown_bench.py)."""
     if text and len(text) > MAX_MARKDOWN:
         return Markup('<pre class="as-written">') + escape(text) + Markup("</pre>")
     return Markup(sanitize(_MD.render(text or "")))
