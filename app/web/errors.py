@@ -27,6 +27,7 @@ STATUS = {
     domain.Conflict: 409,
     domain.Forbidden: 403,
     domain.RateLimited: 429,
+    domain.TooLarge: 413,
 }
 CODES = {
     400: "bad_request",
