@@ -9,6 +9,7 @@ from __future__ import annotations
 from tests.helpers.fuzz import fuzz, seed
 from tests.helpers.live import start_server
 
+
 def test_fuzzing_every_operation_finds_no_server_error_and_no_schema_violation(databases):
     url = databases.new()
     tokens = seed(url)
