@@ -5,6 +5,7 @@ streamed limit."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
@@ -52,7 +53,8 @@ def _asgi_post(app, path: str, headers: dict[str, str], length: int) -> tuple[in
         "server": ("testserver", 80),
         "app": app,
     }
-    anyio.run(app, scope, receive, send)
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, whatever runs in this one
+        thread.submit(anyio.run, app, scope, receive, send).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], json.loads(body), asked
