@@ -16,6 +16,7 @@ from app import __version__
 from app.db.engine import make_engine, make_sessionmaker
 from app.settings import Settings
 from app.web import api, errors, openapi, routes
+from app.web.body_limit import BodyLimitMiddleware
 from app.web.inputs import nul_guard
 from app.web.session_cookie import SessionCookieMiddleware
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(nul_guard)],
     )
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         SessionCookieMiddleware, secret_key=settings.secret_key, max_age=settings.session_max_age
     )

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = Field(default="info", pattern="^(critical|error|warning|info|debug)$")
     web_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest JSON or form request body; imports have their own streamed limit.",
+    )
     session_max_age: int = Field(default=14 * 24 * 3600, ge=60)
     login_max_failures: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)

@@ -162,3 +162,9 @@ class RateLimited(DomainError):
     """Too many requests; try again later."""
 
     code = "rate_limited"
+
+
+class TooLarge(DomainError):
+    """The input is larger than the limit for it (413); nothing was written."""
+
+    code = "too_large"

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.db.models import User
-from app.services.accounts import policy
+from app.services.accounts import policy, sessions
 from app.services.accounts.tokens import user_for_token
 from app.services.unit_of_work import DbSession, session_scope
 from app.settings import Settings
@@ -42,16 +42,16 @@ def _bearer(request: Request) -> str | None:
 
 
 def current_user(request: Request, db: SessionDep, _: None = Depends(csrf_guard)) -> User:
-    """The caller, from a bearer token or the session cookie (CSRF-checked)."""
+    """The caller, from a bearer token or the session cookie (CSRF-checked) whose session
+    is still recorded on the server (logout, a password change or deactivation end it)."""
     token = _bearer(request)
     if token is not None:
         user = user_for_token(db, token)
         if user is None:
             raise NotAuthenticated("unknown or revoked token")
         return user
-    user_id = request.session.get("uid")
-    user = db.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or not user.is_active or user.is_external:
+    user = sessions.user_for_session(db, request.session.get("uid"), request.session.get("sid"))
+    if user is None:
         raise NotAuthenticated("log in first")
     return user
 
@@ -69,8 +69,7 @@ AdminUser = Annotated[User, Depends(admin_user)]
 
 def optional_user(request: Request, db: SessionDep) -> User | None:
     """The logged-in user of a page that also works anonymously (the login page)."""
-    user_id = request.session.get("uid")
-    return db.get(User, user_id) if isinstance(user_id, int) else None
+    return sessions.user_for_session(db, request.session.get("uid"), request.session.get("sid"))
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]

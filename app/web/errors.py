@@ -16,6 +16,7 @@ from starlette.responses import Response
 from app.domain import errors as domain
 from app.web.deps import NotAuthenticated
 from app.web.forms import toast
+from app.web.openapi import allowed_methods
 from app.web.templating import is_htmx, render
 
 log = logging.getLogger("prefloop.web")
@@ -27,6 +28,7 @@ STATUS = {
     domain.Conflict: 409,
     domain.Forbidden: 403,
     domain.RateLimited: 429,
+    domain.TooLarge: 413,
 }
 CODES = {
     400: "bad_request",
@@ -98,9 +100,12 @@ async def on_request_validation(request: Request, exc: RequestValidationError) -
 
 async def on_http_exception(request: Request, exc: HTTPException) -> Response:
     code = CODES.get(exc.status_code, "error")
-    return error_response(
-        request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
-    )
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:  # every method of the path, not only the first route's
+        allowed = allowed_methods(request.app, request.url.path)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+    return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -82,7 +82,8 @@ async def nul_guard(request: Request) -> None:
     problems.raise_if_any()
 
 
-def _credentialed(request: Request) -> bool:
+def credentialed(request: Request) -> bool:
+    """Whether the request carries any credentials (a bearer header or a session user)."""
     return bool(request.headers.get("authorization") or request.session.get("uid"))
 
 
@@ -91,7 +92,7 @@ async def _body(request: Request) -> list[tuple[str, Any]]:
     form (the login form) is read: authentication refuses the rest without the body."""
     kind = request.headers.get("content-type", "")
     urlencoded = kind.startswith("application/x-www-form-urlencoded")
-    if request.method in ("GET", "HEAD", "OPTIONS") or not (urlencoded or _credentialed(request)):
+    if request.method in ("GET", "HEAD", "OPTIONS") or not (urlencoded or credentialed(request)):
         return []
     if kind.startswith("application/json"):
         try:

@@ -1,9 +1,15 @@
-"""The served OpenAPI document tells the truth about errors (SPEC §7): every API answer
-other than a success is ``{"error": {"code", "message", "details"}}``, so the document
-says so, in place of FastAPI's own ``{"detail": [...]}`` shape that the app never sends."""
+"""The served OpenAPI document (``/api/v1/openapi.json``) tells the truth (SPEC §7, issue 11):
+
+- every API answer other than a success is ``{"error": {"code", "message", "details"}}``,
+  declared for 401, 403, 404, 409, 413 and 422 on every operation (and ``4XX`` for the
+  rest), in place of FastAPI's ``{"detail": [...]}`` shape that the app never sends;
+- the bearer token (and the session cookie) are its ``securitySchemes``;
+- every free string refuses NUL (``pattern``), as the server does (``inputs.nul_guard``);
+- ``allowed_methods`` gives the ``Allow`` header of a 405 from the same document."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,14 +53,36 @@ ERROR_SCHEMAS: dict[str, Any] = {
     },
 }
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-ERROR_RESPONSES = {
-    "422": {"description": "Bad input: ``details`` names each field.", "content": _ERROR},
-    "4XX": {
-        "description": "Refused: not authenticated (401), forbidden (403), not found (404), "
-        "conflict (409), too large (413), rate limited (429)…",
-        "content": _ERROR,
-    },
+_ERRORS = {
+    "401": "No valid credentials: a bearer token or a logged-in session.",
+    "403": "Known caller, not allowed (e.g. a labeler on an admin operation).",
+    "404": "Not found, or not visible to the caller.",
+    "409": "Conflict with the current state (taken name, closed project, …).",
+    "413": "The body is larger than the limit (MAX_BODY_BYTES; imports: their own).",
+    "422": "Bad input: ``details`` names each field (and line, for imports).",
+    "4XX": "Another refusal (405 method not allowed, 429 rate limited, …).",
 }
+ERROR_RESPONSES = {code: {"description": text, "content": _ERROR} for code, text in _ERRORS.items()}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (pfl_…)."},
+    "session": {"type": "apiKey", "in": "cookie", "name": "prefloop_session"},
+}
+NO_NUL = "^[^\\u0000]*$"
+"""The pattern of a string without NUL, which PostgreSQL cannot store."""
+_FIXED = ("pattern", "enum", "const", "format")
+
+
+def _refuse_nul(node: Any) -> None:
+    """Give every free string schema inside ``node`` the NUL-free pattern."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == "string" and not any(k in item for k in _FIXED):
+                item["pattern"] = NO_NUL
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +90,29 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    _refuse_nul(components)
     components.update(ERROR_SCHEMAS)
+    schema["components"]["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in schema.get("paths", {}).items():
         if path.startswith("/api/"):
             for operation in operations.values():
+                _refuse_nul(operation.get("parameters", []))
                 operation.setdefault("responses", {}).update(ERROR_RESPONSES)
+                operation["security"] = [{"bearer": []}, {"session": []}]
     return schema
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the document gives for ``path`` (None when it is not an API path)."""
+    patterns = getattr(app.state, "openapi_patterns", None)
+    if patterns is None:
+        patterns = [
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"), list(operations))
+            for template, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.openapi_patterns = patterns
+    methods = {m.upper() for rx, ops in patterns if rx.match(path) for m in ops}
+    return sorted(methods) or None
 
 
 def install(app: FastAPI) -> None:

@@ -6,7 +6,7 @@ from app.db.models.labeling import Assignment, AssignmentStatus, Judgment
 from app.db.models.projects import Project, ProjectMember, ProjectStatus
 from app.db.models.prompts import Completion, Prompt
 from app.db.models.runs import RunKind, RunMetric, RunStatus, TrainingRun
-from app.db.models.users import ApiToken, LoginAttempt, Role, User
+from app.db.models.users import ApiToken, LoginAttempt, Role, User, UserSession
 
 __all__ = [
     "ApiToken",
@@ -27,4 +27,5 @@ __all__ = [
     "RunStatus",
     "TrainingRun",
     "User",
+    "UserSession",
 ]

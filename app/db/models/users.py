@@ -1,4 +1,4 @@
-"""Users, API tokens and login attempts (SPEC §1)."""
+"""Users, API tokens, browser sessions and login attempts (SPEC §1)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,19 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = created_at_column()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserSession(Base):
+    """A browser session: the cookie carries its secret, only the SHA-256 is stored. Logout
+    deletes the row; a password change or deactivation deletes all of the user's rows, so
+    a cookie captured earlier is refused at once."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class LoginAttempt(Base):

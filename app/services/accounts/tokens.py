@@ -1,6 +1,9 @@
-"""API tokens: minted for a user (only their hash is stored), revoked, and resolved."""
+"""API tokens: minted for a user (only their hash is stored), listed, revoked, and resolved."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -11,18 +14,55 @@ from app.services.accounts.security import hash_token, new_token
 from app.services.accounts.users import get_user
 
 
-def create_token(session: Session, username: str, name: str = "cli") -> str:
-    """Mint an API token for a user; only its hash is stored. Returns the token once."""
-    user = get_user(session, username)
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as its owner or an admin sees it: never the secret, only its first 12
+    characters (``prefix``) to recognise it by."""
+
+    id: int
+    user_id: int
+    username: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def mint_token(session: Session, user: User, name: str = "cli") -> tuple[TokenInfo, str]:
+    """A new token for ``user``: its description and the secret (shown once)."""
     token = new_token()
-    session.add(
-        ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:12])
-    )
+    row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:12])
+    session.add(row)
     session.commit()
-    return token
+    info = TokenInfo(
+        row.id, user.id, user.username, row.name, row.prefix, row.created_at, row.revoked_at
+    )
+    return info, token
+
+
+def create_token(session: Session, username: str, name: str = "cli") -> str:
+    """Mint an API token for a user by name; only its hash is stored. Returns the token once."""
+    return mint_token(session, get_user(session, username), name)[1]
+
+
+def list_tokens(session: Session, user_id: int | None = None) -> list[TokenInfo]:
+    """The tokens of one user (every user's when ``user_id`` is None), newest first,
+    revoked ones included (with ``revoked_at``)."""
+    stmt = (
+        select(ApiToken, User.username)
+        .join(User, User.id == ApiToken.user_id)
+        .order_by(ApiToken.id.desc())
+    )
+    if user_id is not None:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    return [
+        TokenInfo(t.id, t.user_id, name, t.name, t.prefix, t.created_at, t.revoked_at)
+        for t, name in session.execute(stmt)
+    ]
 
 
 def revoke_token(session: Session, token_id: int, owner_id: int | None = None) -> None:
+    """Revoke a token at once; with ``owner_id``, only one of that user's tokens."""
     stmt = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
     if owner_id is not None:
         stmt = stmt.where(ApiToken.user_id == owner_id)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.models import LoginAttempt, Role, User
 from app.domain.errors import Conflict, NotFound, Problems, RateLimited, ValidationFailed
 from app.domain.names import EXTERNAL_PREFIX, USERNAME_RE
+from app.services.accounts import sessions
 from app.services.accounts.security import hash_password, verify_password
 
 MIN_PASSWORD = 8
@@ -48,6 +49,43 @@ def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         raise NotFound(f"no user named {username!r}")
+    return user
+
+
+def get_user_by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.is_external:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """The people who log in (not the external labeler names of imports), by name."""
+    return list(
+        session.scalars(select(User).where(User.is_external.is_(False)).order_by(User.username))
+    )
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """A new password; every browser session of the user ends at once."""
+    if len(password or "") < MIN_PASSWORD:
+        raise ValidationFailed.single("password", f"must be at least {MIN_PASSWORD} characters")
+    session.execute(
+        update(User).where(User.id == user.id).values(password_hash=hash_password(password))
+    )
+    sessions.end_all(session, user.id)
+    session.commit()
+
+
+def deactivate(session: Session, user: User, by: User | None = None) -> User:
+    """The user can no longer log in; their sessions end and their tokens are refused at
+    once. ``by`` (the admin asking) may not deactivate themselves."""
+    if by is not None and by.id == user.id:
+        raise Conflict("you cannot deactivate your own account")
+    session.execute(update(User).where(User.id == user.id).values(is_active=False))
+    sessions.end_all(session, user.id)
+    session.commit()
+    session.refresh(user)
     return user
 
 

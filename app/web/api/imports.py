@@ -21,6 +21,7 @@ from app.domain.errors import ValidationFailed
 from app.domain.importing.formats import DEFAULT_PAIRS_LABELER, FORMATS
 from app.services import importing
 from app.services.accounts import policy
+from app.web.body_limit import streams_body
 from app.web.deps import AdminUser, SessionDep
 from app.web.inputs import DbId
 
@@ -96,6 +97,7 @@ class ImportOut(BaseModel):
 
 
 @router.post("/{project_id}/import", response_model=ImportOut)
+@streams_body
 def import_prompts(
     project_id: DbId,
     db: SessionDep,

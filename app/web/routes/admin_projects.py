@@ -24,6 +24,7 @@ from app.services.accounts import policy
 from app.services.labeling.progress import project_progress
 from app.services.project_settings import ProjectSettings
 from app.web.api.imports import UploadDep
+from app.web.body_limit import streams_body
 from app.web.deps import AdminUser, SessionDep
 from app.web.forms import FormDep, field_errors, toast
 from app.web.inputs import DbId
@@ -284,6 +285,7 @@ def remove_member(
 
 
 @router.post("/admin/projects/{project_id}/import")
+@streams_body
 def import_file(
     request: Request, project_id: DbId, db: SessionDep, user: AdminUser, upload: UploadDep
 ) -> Response:

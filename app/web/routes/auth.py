@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app.domain.errors import RateLimited, ValidationFailed
-from app.services.accounts import users
+from app.services.accounts import sessions, users
 from app.web.csrf import csrf_guard, login_csrf_guard
 from app.web.deps import OptionalUser, SessionDep, SettingsDep
 from app.web.templating import render
@@ -59,10 +59,13 @@ def login(
         return render(request, "login.html", ctx, status_code=status)
     request.session.clear()
     request.session["uid"] = user.id
+    request.session["sid"] = sessions.start_session(db, user, settings.session_max_age)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout", dependencies=[Depends(csrf_guard)])
-def logout(request: Request) -> Response:
+def logout(request: Request, db: SessionDep) -> Response:
+    """Ends the session on the server too: a copy of the cookie is refused from now on."""
+    sessions.end_session(db, request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
