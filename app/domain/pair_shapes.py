@@ -22,7 +22,7 @@ from typing import Any
 from app.domain.consensus import BRADLEY_TERRY
 from app.domain.export_filters import ExportFilters
 from app.domain.json_cache import JsonCache
-from app.domain.jsonl import encode_json
+from app.domain.jsonl import encode_json, encode_str
 from app.domain.pairs import ALL, JudgmentData, PromptData, plan_prompt, plan_text
 
 MAX_SHAPES = 200_000  # the cache is emptied when it grows past this (memory stays bounded)
@@ -58,6 +58,12 @@ class _Shape:
 _EMPTY = _Shape("", (), 0)
 
 
+def ranked_texts(rankings: Sequence[str | None], rejects: Sequence[bool]) -> list[str]:
+    """The ranking JSON texts of the judgments that rank (not ``reject_all``), sorted: what
+    identifies a prompt's consensus and its agreement statistics."""
+    return sorted([r for r, no in zip(rankings, rejects, strict=True) if r and not no])
+
+
 class PairBlocks:
     """Export lines of the prompts of one export (one strategy and filter set)."""
 
@@ -76,17 +82,20 @@ class PairBlocks:
         prompt: str | list[dict[str, Any]],
         ids: Sequence[str],
         texts: Sequence[str],
-        judgments: tuple[Sequence[str], Sequence[str | None], Sequence[bool]],
+        judgments: tuple[Sequence[Any], Sequence[str | None], Sequence[bool]],
         has_gold: bool,
+        ranked: Sequence[str] | None = None,
     ) -> tuple[str, int]:
         """The prompt's lines and their count. ``judgments`` = (labelers, ranking JSON
         texts, reject_all flags), aligned; ids and texts by completion position. Labelers
         must be names for strategy ``all`` and with ``exclude_labelers``; elsewhere any
-        key serves (only their number counts)."""
+        key serves (only their number counts). ``ranked``: :func:`ranked_texts` of the
+        judgments, when the caller has it already."""
         if has_gold and not self.filters.include_gold:
             return "", 0
         names, rankings, rejects = judgments
         if self.excluded:
+            ranked = None
             kept = [i for i, name in enumerate(names) if name not in self.excluded]
             names = [names[i] for i in kept]
             rankings = [rankings[i] for i in kept]
@@ -97,8 +106,11 @@ class PairBlocks:
         if self.by_labeler:
             key: tuple[Any, ...] = (*ids, "", *names, "", *rankings, *rejects)
         else:
-            ranked = sorted(r for r, no in zip(rankings, rejects, strict=True) if r and not no)
-            key = (*ids, len(names), *ranked)
+            key = (
+                *ids,
+                len(names),
+                *(ranked_texts(rankings, rejects) if ranked is None else ranked),
+            )
         shape = self.shapes.get(key)
         if shape is None:
             shape = self._shape(ids, names, rankings, rejects)
@@ -107,11 +119,15 @@ class PairBlocks:
             self.shapes[key] = shape
         if not shape.rows:
             return "", 0
-        if isinstance(prompt, list):
-            values = [encode_json([{"role": "assistant", "content": texts[i]}]) for i in shape.perm]
+        if isinstance(prompt, str):
+            parts = (
+                encode_str(prompt),
+                encode_str(prompt_id),
+                *[encode_str(texts[i]) for i in shape.perm],
+            )
         else:
-            values = [encode_json(texts[i]) for i in shape.perm]
-        parts = (encode_json(prompt), encode_json(prompt_id), *values)
+            chat = [encode_json([{"role": "assistant", "content": texts[i]}]) for i in shape.perm]
+            parts = (encode_json(prompt), encode_str(prompt_id), *chat)
         return shape.template % shape.fill(parts), shape.rows
 
     def _shape(

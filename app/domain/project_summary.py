@@ -7,7 +7,7 @@ constant memory. Values come out as plain, rounded JSON.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -99,24 +99,19 @@ class FigureAccumulator:
         self.seen = 0
         self.sums = np.zeros(len(STAT_COLUMNS) + 1)
         self.counts = {"prompts": 0, "judgments": 0}
-        self.labelers: set[str] = set()
+        self.labelers: set[Hashable] = set()
 
     def add_prompt(
-        self,
-        prompt_id: str,
-        names: Sequence[str],
-        rankings: Sequence[str | None],
-        rejects: Sequence[bool],
-        gold: str | None,
+        self, prompt_id: str, labelers: Sequence[Hashable], ranked: Sequence[str], gold: str | None
     ) -> None:
-        """One prompt's judgments: labeler names, ranking JSON texts, reject_all flags, and
-        the gold ranking's JSON text. Inconsistent rankings raise ValidationFailed."""
-        if not names:
+        """One prompt's judgments: their labelers (names or ids), the sorted JSON texts of
+        the rankings among them, and the gold ranking's JSON text. Inconsistent rankings
+        raise ValidationFailed."""
+        if not labelers:
             return
         self.counts["prompts"] += 1
-        self.counts["judgments"] += len(names)
-        self.labelers.update(names)
-        ranked = sorted(r for r, no in zip(rankings, rejects, strict=True) if r and not no)
+        self.counts["judgments"] += len(labelers)
+        self.labelers.update(labelers)
         pattern = (gold, *ranked)
         row = self.patterns.get(pattern)
         if row is None:

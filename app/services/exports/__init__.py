@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Export, Project, User
 from app.domain.errors import NotFound
 from app.domain.export_filters import ExportFilters
-from app.domain.pair_shapes import PairBlocks
+from app.domain.pair_shapes import PairBlocks, ranked_texts
 from app.domain.pairs import ALL, CONSENSUS, manifest_method_description
 from app.domain.project_summary import FigureAccumulator
 from app.services.exports.stream import LabelerNames, PromptRow, iter_prompt_rows
@@ -95,12 +95,16 @@ def write_pairs(
             pending.clear()
 
         for prompt_id, text, chat, gold, ids, texts, labelers, rankings, rejects in rows:
-            judgments = (labelers or (), rankings or (), rejects or ())
-            written.agreement.add_prompt(prompt_id, *judgments, gold)
+            labelers, rankings, rejects = labelers or (), rankings or (), rejects or ()
+            ranked = ranked_texts(rankings, rejects)
+            written.agreement.add_prompt(prompt_id, labelers, ranked, gold)
             if by_name:
-                judgments = ([names[labeler] for labeler in judgments[0]], *judgments[1:])
+                labelers = [names[labeler] for labeler in labelers]
             prompt = chat if text is None else text
-            lines, count = blocks.lines(prompt_id, prompt, ids, texts, judgments, gold is not None)
+            judgments = (labelers, rankings, rejects)
+            lines, count = blocks.lines(
+                prompt_id, prompt, ids, texts, judgments, gold is not None, ranked
+            )
             if not count:
                 continue
             pending.append(lines)

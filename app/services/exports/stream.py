@@ -6,7 +6,8 @@ id first (narrow rows), then each one gathers its completions and judgments thro
 index lookups (``LATERAL``) as arrays, which psycopg decodes much faster than JSON;
 rankings come as JSON text, parsed once per distinct ranking; labelers come as ids
 (joining ``users`` per prompt doubled the query's cost) and are named from one small
-query. Rows reach Python through a server-side cursor, ``BATCH_SIZE`` at a time.
+query. Rows reach Python through a server-side cursor, ``BATCH_SIZE`` at a time, read
+ahead on a second thread.
 
 Per-prompt index lookups keep the plan linear whatever the planner believes: a grouped
 join planned on stale statistics (right after a large import) can turn quadratic.
@@ -14,12 +15,15 @@ join planned on stale statistics (right after a large import) can turn quadratic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from queue import Full, Queue
+from threading import Event, Thread
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
+READ_AHEAD = 4  # batches fetched ahead of the consumer
 
 PROMPTS_SQL = """
     SELECT p.external_id,
@@ -53,13 +57,60 @@ PromptRow = tuple[Any, ...]
 def iter_prompt_rows(
     session: Session, project_id: int, batch_size: int = BATCH_SIZE
 ) -> Iterator[PromptRow]:
-    """Yield the project's prompts as plain rows (see ``PromptRow``), in id order, through
-    a server-side cursor of the driver (plain tuples, no Row objects)."""
+    """Yield the project's prompts as plain rows (see ``PromptRow``), in id order.
+
+    A server-side cursor of the driver (plain tuples, no Row objects) is read ahead by a
+    second thread, so PostgreSQL computes the next batches while this thread turns the
+    current one into lines. Only that thread uses the connection until the generator
+    ends or is closed (which stops and joins it)."""
     driver = session.connection().connection.driver_connection
     with driver.cursor(name="prefloop_export_prompts") as cursor:
         cursor.execute(PROMPTS_SQL, {"project_id": project_id})
-        while rows := cursor.fetchmany(batch_size):
-            yield from rows
+        reader = _ReadAhead(lambda: cursor.fetchmany(batch_size))
+        try:
+            while batch := reader.next_batch():
+                yield from batch
+        finally:
+            reader.stop()
+
+
+class _ReadAhead:
+    """Batches fetched on a daemon thread, at most ``READ_AHEAD`` waiting."""
+
+    def __init__(self, fetch: Callable[[], list[PromptRow]]) -> None:
+        self.fetch = fetch
+        self.batches: Queue[list[PromptRow] | BaseException] = Queue(maxsize=READ_AHEAD)
+        self.stopping = Event()
+        self.thread = Thread(target=self._run, name="prefloop-export-read", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: list[PromptRow] | BaseException) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.batches.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                batch = self.fetch()
+                self._put(batch)
+                if not batch:
+                    return
+        except BaseException as exc:  # re-raised on the consuming thread
+            self._put(exc)
+
+    def next_batch(self) -> list[PromptRow]:
+        item = self.batches.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
 
 
 class LabelerNames(dict[int, str]):
