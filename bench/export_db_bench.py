@@ -3,7 +3,7 @@
 Seeds a project straight in SQL (prompts x completions x judgments, rankings drawn
 around a hidden true order so labelers mostly agree), then times
 
-* ``load_records`` + project figures + CIs + per-labeler figures (the agreement API),
+* ``load_table`` + project figures + CIs + per-labeler figures (the agreement API),
 * ``create_export`` (consensus strategy) end to end from the database to a hashed
   ``pairs.jsonl``, with the peak resident memory it added, and in the same run
 * PostgreSQL's own ``COPY (SELECT row_to_json(t) FROM (<the export's query>) t) TO
@@ -129,14 +129,16 @@ def _rss_mib() -> float:
 
 
 def _agreement(session: Session, project: Project) -> None:
-    records = _timed(
-        "load_records (one query)", lambda: agreement.load_records(session, project.id)
+    backend = session.scalar(text("SELECT pg_backend_pid()"))
+    table = Clock(backend).run(
+        "load_table (one query, columns)", lambda: agreement.load_table(session, project.id)
     )
-    table = _timed("OutcomeTable.from_records", lambda: agreement.outcome_table(records))
     _timed("project figures", lambda: project_figures(table))
     _timed("bootstrap CIs (200 resamples)", lambda: bootstrap_ci(table))
     _timed("per-labeler figures", lambda: labeler_figures(table))
-    _timed("agreement_report (API, total)", lambda: agreement.agreement_report(session, project))
+    clock = Clock(backend)
+    clock.run("agreement_report (API, total)", lambda: agreement.agreement_report(session, project))
+    print(f"agreement end to end: {clock.wall:.2f} s wall, CPU {clock.cpu + clock.pg:.2f} s")
 
 
 def _copy_rows(session: Session, project_id: int) -> str:
