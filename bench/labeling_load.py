@@ -40,14 +40,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
-from app.services.security import hash_password
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.db import migrate
 from app.db.models import User
-from app.services import users
+from app.services.accounts import tokens as users
+from app.services.accounts.security import hash_password
 from tests.factories import make_project, make_prompts
 from tests.helpers.live import start_server
 

@@ -71,9 +71,10 @@ def _counts(table: OutcomeTable) -> dict[str, int]:
 
 def project_summary(table: OutcomeTable) -> dict[str, Any]:
     """The project figures, their bootstrap CIs (resampling prompts) and the counts."""
-    summary: dict[str, Any] = figures_from_sums(prompt_stats(table).sum(axis=0))
+    stats = prompt_stats(table)
+    summary: dict[str, Any] = figures_from_sums(stats.sum(axis=0))
     summary["ci95"] = bootstrap_ci(
-        table, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, level=CI_LEVEL
+        table, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, level=CI_LEVEL, stats=stats
     )
     summary["counts"] = _counts(table)
     return rounded(summary)
