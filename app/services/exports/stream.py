@@ -59,12 +59,12 @@ def iter_prompt_rows(
 ) -> Iterator[PromptRow]:
     """Yield the project's prompts as plain rows (see ``PromptRow``), in id order.
 
-    A server-side cursor of the driver (plain tuples, no Row objects) is read ahead by a
-    second thread, so PostgreSQL computes the next batches while this thread turns the
-    current one into lines. Only that thread uses the connection until the generator
+    A binary server-side cursor of the driver (plain tuples, no Row objects) is read
+    ahead by a second thread, so PostgreSQL computes the next batches while this thread
+    turns the current one into lines. Only that thread uses the connection until the generator
     ends or is closed (which stops and joins it)."""
     driver = session.connection().connection.driver_connection
-    with driver.cursor(name="prefloop_export_prompts") as cursor:
+    with driver.cursor(name="prefloop_export_prompts", binary=True) as cursor:
         cursor.execute(PROMPTS_SQL, {"project_id": project_id})
         reader = _ReadAhead(lambda: cursor.fetchmany(batch_size))
         try:
