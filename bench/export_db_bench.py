@@ -163,14 +163,16 @@ def _export(session: Session, project: Project, url: str) -> None:
         export = export_clock.run(
             "create_export (consensus)", lambda: exports.create_export(session, settings, project)
         )
+        after = _rss_mib()
         path = Path(export.path) / exports.PAIRS_FILE
         size = path.stat().st_size
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        with path.open("rb") as stream:
+            sha = hashlib.file_digest(stream, "sha256").hexdigest()
     copy_clock.run("COPY (row_to_json) of the same rows", lambda: _copy_rows(session, project.id))
     pairs = export.manifest["counts"]["pairs"]
     print(
         f"pairs {pairs:,}, {size / 2**20:.0f} MiB, sha256 {sha}; "
-        f"peak RSS {before:.0f} -> {_rss_mib():.0f} MiB"
+        f"peak RSS {before:.0f} -> {after:.0f} MiB"
     )
     e_cpu, c_cpu = export_clock.cpu + export_clock.pg, copy_clock.cpu + copy_clock.pg
     print(
