@@ -119,15 +119,15 @@ class PairBlocks:
             self.shapes[key] = shape
         if not shape.rows:
             return "", 0
-        if isinstance(prompt, str):
-            parts = (
-                encode_str(prompt),
-                encode_str(prompt_id),
-                *[encode_str(texts[i]) for i in shape.perm],
-            )
-        else:
+        if type(prompt) is str:
+            values = [encode_str(texts[i]) for i in shape.perm]
+            parts = (encode_str(prompt), encode_str(prompt_id), *values)
+        elif isinstance(prompt, list):  # chat: TRL's conversational values
             chat = [encode_json([{"role": "assistant", "content": texts[i]}]) for i in shape.perm]
             parts = (encode_json(prompt), encode_str(prompt_id), *chat)
+        else:
+            values = [encode_json(texts[i]) for i in shape.perm]
+            parts = (encode_json(prompt), encode_str(prompt_id), *values)
         return shape.template % shape.fill(parts), shape.rows
 
     def _shape(
