@@ -10,6 +10,7 @@ through the `krippendorff` package, and prints both alphas and the time ratio.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.domain.figures import bootstrap_ci, project_figures  # noqa: E402
 from app.domain.labeler_figures import labeler_figures  # noqa: E402
+from app.domain.outcome_columns import JudgmentColumns, table_from_columns  # noqa: E402
 from app.domain.outcomes import JudgmentRecord, OutcomeTable  # noqa: E402
 
 IDS = ("a", "b", "c", "d")
@@ -49,6 +51,30 @@ def synthetic_records(
                 JudgmentRecord(f"labeler{who[p, j]:02d}", prompt_id, tiers, order, 30_000)
             )
     return records
+
+
+def columns(records: list[JudgmentRecord]) -> JudgmentColumns:
+    """The records as the agreement query returns them: grouped by prompt, JSON texts."""
+    ordered = sorted(records, key=lambda r: r.prompt_id)
+    texts: dict[int, str] = {}
+
+    def dumps(value: object) -> str | None:
+        if value is None:
+            return None
+        key = id(value)
+        if key not in texts:
+            texts[key] = json.dumps(value)
+        return texts[key]
+
+    return JudgmentColumns(
+        [r.prompt_id for r in ordered],
+        [r.labeler for r in ordered],
+        [dumps(r.tiers) for r in ordered],
+        [r.tiers is None for r in ordered],
+        [dumps(r.shown_order) for r in ordered],
+        [r.duration_ms for r in ordered],
+        [dumps(r.gold) for r in ordered],
+    )
 
 
 def timed(label: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -82,6 +108,10 @@ def main() -> None:
     records = synthetic_records(args.prompts, args.judgments, args.labelers, seed=0)
     print(f"{args.prompts} prompts x {args.judgments} judgments, {len(IDS)} completions each")
     table, t_build = timed("OutcomeTable.from_records", OutcomeTable.from_records, records)
+    _, t_columns = timed(
+        "table_from_columns (same judgments)", table_from_columns, columns(records)
+    )
+    print(f"CPU: from_records / table_from_columns = {t_build / t_columns:.1f}")
     figures, t_project = timed("project_figures", project_figures, table)
     _, t_boot = timed(
         f"bootstrap_ci ({args.resamples} resamples)", bootstrap_ci, table, args.resamples

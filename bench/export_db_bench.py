@@ -3,11 +3,17 @@
 Seeds a project straight in SQL (prompts x completions x judgments, rankings drawn
 around a hidden true order so labelers mostly agree), then times
 
-* ``load_records`` + project figures + CIs + per-labeler figures (the agreement API),
-* ``create_export`` (consensus strategy), with the peak resident memory it added.
+* ``load_table`` + project figures + CIs + per-labeler figures (the agreement API),
+* ``create_export`` (consensus strategy) end to end from the database to a hashed
+  ``pairs.jsonl``, with the peak resident memory it added, and in the same run
+* PostgreSQL's own ``COPY (SELECT row_to_json(t) FROM (<the export's query>) t) TO
+  STDOUT`` of the same prompt rows, read and hashed by this process: the reference
+  the export's rate is compared with (target: export rate >= 0.7x).
 
-Wall and CPU time are printed: on a busy machine the CPU time is the fairer number.
-The project is deleted afterwards. Usage (the second run writes about 1M pairs)::
+Wall time, this process's CPU time and the CPU time of the PostgreSQL backend serving
+it (read from /proc when the server runs on this machine) are printed: on a busy
+machine the CPU times are the fairer numbers. The project is deleted afterwards.
+Usage (the second run writes about 1M pairs)::
 
     python -m bench.export_db_bench --url postgresql+psycopg://postgres@127.0.0.1/test \
         --prompts 100000 --completions 3 --judgments 3
@@ -17,8 +23,10 @@ The project is deleted afterwards. Usage (the second run writes about 1M pairs):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
+import os
 import resource
 import tempfile
 import time
@@ -35,6 +43,7 @@ from app.db.models import Project
 from app.domain.figures import bootstrap_ci, project_figures
 from app.domain.labeler_figures import labeler_figures
 from app.services import agreement, exports, projects
+from app.services.exports.stream import PROMPTS_SQL
 from app.settings import Settings
 
 SEED_SQL = [
@@ -85,13 +94,34 @@ def _seed(session: Session, project: Project, n: int, k: int, j: int, labelers: 
     session.commit()
 
 
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds of a PostgreSQL backend of this machine (0 when it is elsewhere)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return 0.0
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Clock:
+    """Wall time, this process's CPU and the session's PostgreSQL backend CPU of a step."""
+
+    def __init__(self, backend_pid: int = 0) -> None:
+        self.backend_pid = backend_pid
+        self.wall = self.cpu = self.pg = 0.0
+
+    def run(self, label: str, func: Callable[[], Any]) -> Any:
+        start, cpu, pg = time.perf_counter(), time.process_time(), _backend_cpu(self.backend_pid)
+        result = func()
+        self.wall = time.perf_counter() - start
+        self.cpu = time.process_time() - cpu
+        self.pg = _backend_cpu(self.backend_pid) - pg
+        print(f"{label:<36} wall {self.wall:7.2f} s   cpu {self.cpu:7.2f} s   pg {self.pg:7.2f} s")
+        return result
+
+
 def _timed(label: str, func: Callable[[], Any]) -> Any:
-    """Run ``func``; print its wall time and this process's CPU time (robust to a busy box)."""
-    start, cpu = time.perf_counter(), time.process_time()
-    result = func()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(f"{label:<34} wall {wall:7.2f} s   cpu {cpu:7.2f} s")
-    return result
+    return Clock().run(label, func)
 
 
 def _rss_mib() -> float:
@@ -99,14 +129,60 @@ def _rss_mib() -> float:
 
 
 def _agreement(session: Session, project: Project) -> None:
-    records = _timed(
-        "load_records (one query)", lambda: agreement.load_records(session, project.id)
+    backend = session.scalar(text("SELECT pg_backend_pid()"))
+    table = Clock(backend).run(
+        "load_table (one query, columns)", lambda: agreement.load_table(session, project.id)
     )
-    table = _timed("OutcomeTable.from_records", lambda: agreement.outcome_table(records))
     _timed("project figures", lambda: project_figures(table))
     _timed("bootstrap CIs (200 resamples)", lambda: bootstrap_ci(table))
     _timed("per-labeler figures", lambda: labeler_figures(table))
-    _timed("agreement_report (API, total)", lambda: agreement.agreement_report(session, project))
+    clock = Clock(backend)
+    clock.run("agreement_report (API, total)", lambda: agreement.agreement_report(session, project))
+    print(f"agreement end to end: {clock.wall:.2f} s wall, CPU {clock.cpu + clock.pg:.2f} s")
+
+
+def _copy_rows(session: Session, project_id: int) -> str:
+    """PostgreSQL's own JSON of the export's prompt rows, streamed here and hashed."""
+    digest = hashlib.sha256()
+    query = f"COPY (SELECT row_to_json(t) FROM ({PROMPTS_SQL}) t) TO STDOUT"
+    query = query.replace("%(project_id)s", str(int(project_id)))
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(query) as copy:
+        for data in copy:
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def _export(session: Session, project: Project, url: str) -> None:
+    """The export end to end, then COPY of the same rows; rates and their ratio."""
+    backend = session.scalar(text("SELECT pg_backend_pid()"))
+    before = _rss_mib()
+    export_clock, copy_clock = Clock(backend), Clock(backend)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=url, data_dir=Path(tmp))
+        export = export_clock.run(
+            "create_export (consensus)", lambda: exports.create_export(session, settings, project)
+        )
+        after = _rss_mib()
+        path = Path(export.path) / exports.PAIRS_FILE
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            sha = hashlib.file_digest(stream, "sha256").hexdigest()
+    copy_clock.run("COPY (row_to_json) of the same rows", lambda: _copy_rows(session, project.id))
+    pairs = export.manifest["counts"]["pairs"]
+    print(
+        f"pairs {pairs:,}, {size / 2**20:.0f} MiB, sha256 {sha}; "
+        f"peak RSS {before:.0f} -> {after:.0f} MiB"
+    )
+    e_cpu, c_cpu = export_clock.cpu + export_clock.pg, copy_clock.cpu + copy_clock.pg
+    print(
+        f"export: {pairs / export_clock.wall:,.0f} pairs/s wall, "
+        f"{pairs / e_cpu:,.0f} pairs per CPU-second (client + PostgreSQL)"
+    )
+    print(
+        f"export rate / COPY rate: wall {copy_clock.wall / export_clock.wall:.2f}, "
+        f"CPU {c_cpu / e_cpu:.2f} (target >= 0.7)"
+    )
 
 
 def main() -> None:
@@ -133,18 +209,7 @@ def main() -> None:
             if not args.skip_agreement:
                 _agreement(session, project)
             if not args.skip_export:
-                before = _rss_mib()
-                with tempfile.TemporaryDirectory() as tmp:
-                    settings = Settings(database_url=args.url, data_dir=Path(tmp))
-                    export = _timed(
-                        "create_export (consensus)",
-                        lambda: exports.create_export(session, settings, project),
-                    )
-                    size = (Path(export.path) / exports.PAIRS_FILE).stat().st_size
-                print(
-                    f"pairs {export.manifest['counts']['pairs']:,}, {size / 2**20:.0f} MiB; "
-                    f"peak RSS {before:.0f} -> {_rss_mib():.0f} MiB"
-                )
+                _export(session, project, args.url)
         finally:
             session.rollback()
             session.delete(session.get(Project, project.id))

@@ -40,14 +40,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
-from app.services.security import hash_password
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.db import migrate
 from app.db.models import User
-from app.services import users
+from app.services.accounts import tokens as users
+from app.services.accounts.security import hash_password
 from tests.factories import make_project, make_prompts
 from tests.helpers.live import start_server
 
@@ -310,23 +310,28 @@ def main() -> None:
 
     with ExitStack() as stack:
         server_url, pgbench = stack.enter_context(database_server(args.database_url))
-        if args.url:
-            app_db, base, pid = args.database_url, args.url, None
-        else:
-            app_db = stack.enter_context(scratch_database(server_url, "prefloop_bench"))
-            engine = create_engine(app_db)
-            migrate.upgrade(engine)
-            engine.dispose()
-            pool = {"DB_POOL_SIZE": str(args.labelers)}  # no connection churn under load
-            live = stack.enter_context(start_server(app_db, workers=args.workers, env=pool))
-            base, pid = live.url, live.pid
-        project_id, tokens = seed(app_db, args.labelers, args.prompts, args.completions, args.k)
-        database = make_url(app_db).database
-        rate = report(*run_load(base, project_id, tokens, args, pid, database), args)
+        with ExitStack() as serving:  # closed before pgbench: its clients need connections
+            if args.url:
+                app_db, base, pid = args.database_url, args.url, None
+            else:
+                app_db = serving.enter_context(scratch_database(server_url, "prefloop_bench"))
+                engine = create_engine(app_db)
+                migrate.upgrade(engine)
+                engine.dispose()
+                pool = {"DB_POOL_SIZE": str(args.labelers)}  # no connection churn under load
+                live = serving.enter_context(start_server(app_db, workers=args.workers, env=pool))
+                base, pid = live.url, live.pid
+            project_id, tokens = seed(app_db, args.labelers, args.prompts, args.completions, args.k)
+            database = make_url(app_db).database
+            rate = report(*run_load(base, project_id, tokens, args, pid, database), args)
         if args.no_pgbench or pgbench is None:
             return
         bench_db = stack.enter_context(scratch_database(server_url, "prefloop_pgbench"))
-        tps = pgbench_tps(pgbench, bench_db, args.labelers, args.pgbench_seconds)
+        try:
+            tps = pgbench_tps(pgbench, bench_db, args.labelers, args.pgbench_seconds)
+        except subprocess.CalledProcessError as exc:
+            print(f"pgbench failed: {(exc.stderr or '').strip().splitlines()[-1:]}")
+            return
         print(f"pgbench -N tps   {tps:8.1f}   judgments/s / tps = {rate / tps:.3f}")
 
 

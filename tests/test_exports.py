@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from app.db.models import Export
 from app.domain import project_summary
-from app.domain.pairs import pair_lines
 from app.services import exports, projects
 from tests.helpers.judged import SMALL, prompt, ranking, seed_project
 
@@ -319,14 +318,15 @@ def test_unknown_project_is_404(client, admin_headers):
 def test_failed_export_leaves_no_row_and_no_files(client, db, admin_headers, settings, monkeypatch):
     project = seed_project(db, SMALL)
     calls = []
+    lines = exports.PairBlocks.lines
 
-    def failing(prompt, *args, **kwargs):
-        calls.append(prompt.prompt_id)
+    def failing(self, prompt_id, *args, **kwargs):
+        calls.append(prompt_id)
         if len(calls) == 3:
             raise OSError("disk full")
-        return pair_lines(prompt, *args, **kwargs)
+        return lines(self, prompt_id, *args, **kwargs)
 
-    monkeypatch.setattr(exports, "pair_lines", failing)
+    monkeypatch.setattr(exports.PairBlocks, "lines", failing)
     with pytest.raises(OSError, match="disk full"):
         exports.create_export(db, settings, project)
     assert db.scalar(select(func.count()).select_from(Export)) == 0

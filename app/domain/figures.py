@@ -130,7 +130,11 @@ def project_figures(table: OutcomeTable) -> dict[str, float | int | None]:
 
 
 def bootstrap_ci(
-    table: OutcomeTable, n_resamples: int = 200, seed: int = 0, level: float = 0.95
+    table: OutcomeTable,
+    n_resamples: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    stats: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float] | None]:
     """Percentile confidence intervals of the project figures, resampling prompts.
 
@@ -138,10 +142,11 @@ def bootstrap_ci(
     figure is a function of per-prompt sums, a resample is a weighted sum, computed
     for a batch of resamples at once. Seeded: the same table and seed give the same
     intervals. A figure undefined in more than half of the resamples gets ``None``.
+    ``stats``: the table's :func:`prompt_stats`, when the caller has them already.
     """
     if n_resamples < 1 or not 0 < level < 1:
         raise ValueError("n_resamples must be >= 1 and level within (0, 1)")
-    stats = prompt_stats(table)
+    stats = prompt_stats(table) if stats is None else stats
     n_prompts = len(stats)
     if n_prompts == 0:
         return dict.fromkeys(FIGURES)

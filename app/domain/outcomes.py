@@ -203,6 +203,12 @@ class _Rankings:
         }
 
 
+def check_prompt(records: list[JudgmentRecord]) -> None:
+    """Raise InvalidAgreementData as :meth:`OutcomeTable.from_records` would for these
+    records of one prompt (rankings or gold covering different completions)."""
+    _Rankings().add_prompt(0, records[0].prompt_id, records, 0)
+
+
 def _first_on_top(record: JudgmentRecord) -> int:
     """1 when the first completion shown was ranked in the top tier, 0 if not, -1 unknown."""
     if record.tiers is None or not record.shown_order:

@@ -106,7 +106,7 @@ _Record = tuple[int, int, bool, str | None, int, int, _Numbers]
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class Plan:
     """Everything one prompt's rows are made of, before they take a shape."""
 
     ids: tuple[str, ...]
@@ -189,9 +189,9 @@ def _row_numbers(votes_for: int, votes_against: int, tie: bool, n: int) -> _Numb
     )
 
 
-def _plan(
+def plan_prompt(
     prompt: PromptData, strategy: str, filters: ExportFilters | None, method: str
-) -> _Plan | None:
+) -> Plan | None:
     """Select, combine and filter one prompt's pairs; None when the prompt gives no rows."""
     _check_choice("strategy", strategy, STRATEGIES)
     _check_choice("method", method, METHODS)
@@ -212,7 +212,7 @@ def _plan(
             continue
         numbers = _row_numbers(votes_for, votes_against, tie, n)
         records.append((chosen, rejected, tie, labeler, votes_for, votes_against, numbers))
-    return _Plan(cons.completion_ids, n_judgments, keep_ties, records)
+    return Plan(cons.completion_ids, n_judgments, keep_ties, records)
 
 
 def _completion_values(prompt: PromptData, ids: Sequence[str]) -> list[Any]:
@@ -229,7 +229,7 @@ def pair_rows(
     method: str = BRADLEY_TERRY,
 ) -> list[dict[str, Any]]:
     """Export rows of one prompt as dicts, in a deterministic order (see the module doc)."""
-    plan = _plan(prompt, strategy, filters, method)
+    plan = plan_prompt(prompt, strategy, filters, method)
     if plan is None:
         return []
     ids, values = plan.ids, _completion_values(prompt, plan.ids)
@@ -280,11 +280,17 @@ def pair_lines(
     Byte for byte ``serialize_rows(pair_rows(...))``, without building the dicts: the
     prompt and each completion are JSON-encoded once, every line is one template fill.
     """
-    plan = _plan(prompt, strategy, filters, method)
+    plan = plan_prompt(prompt, strategy, filters, method)
     if plan is None:
         return b""
-    text, prompt_id = encode_json(prompt.prompt), encode_json(prompt.prompt_id)
     values = [encode_json(v) for v in _completion_values(prompt, plan.ids)]
+    text = plan_text(plan, encode_json(prompt.prompt), encode_json(prompt.prompt_id), values)
+    return text.encode("utf-8")
+
+
+def plan_text(plan: Plan, text: str, prompt_id: str, values: Sequence[str]) -> str:
+    """The lines of a plan, given the JSON of the prompt, of its id and of each completion
+    value (in ``plan.ids`` order)."""
     ids = [encode_json(cid) for cid in plan.ids]
     n_judgments = plan.n_judgments
     extras = {True: ',"tie":true', False: ',"tie":false'} if plan.keep_ties else {}
@@ -315,7 +321,7 @@ def pair_lines(
                 extra,
             )
         )
-    return "".join(lines).encode("utf-8")
+    return "".join(lines)
 
 
 def manifest_method_description(strategy: str, method: str = BRADLEY_TERRY) -> dict[str, str]:

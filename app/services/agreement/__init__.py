@@ -1,8 +1,10 @@
 """Agreement figures of a project (SPEC §6), computed from the judgments in the database.
 
-One query reads every judgment of the project as plain tuples (not even Core rows);
-identical rankings, display orders and gold rankings are parsed once and shared,
-so a project of 100k prompts x 3 judgments loads in about a second. The numbers
+One query reads every judgment of the project as plain tuples (not even Core rows),
+grouped by prompt; the API's table is built from those columns (each distinct ranking,
+display order and gold ranking parsed once, everything else gathered with numpy: no
+Python object per judgment beyond the driver's row). ``load_records`` keeps the record
+form for callers that filter judgments first (the runs page). The numbers
 themselves come from the pure domain (``app.domain.project_summary``,
 ``app.domain.labeler_figures``) on an :class:`~app.domain.outcomes.OutcomeTable`.
 """
@@ -14,10 +16,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.models import Project
+from app.domain.agreement import InvalidAgreementData
+from app.domain.errors import ValidationFailed
 from app.domain.json_cache import JsonCache
 from app.domain.labeler_figures import labeler_figures
-from app.domain.outcomes import JudgmentRecord
-from app.domain.project_summary import AGREEMENT_METHOD, outcome_table, project_summary, rounded
+from app.domain.outcome_columns import JudgmentColumns, table_from_columns
+from app.domain.outcomes import JudgmentRecord, OutcomeTable
+from app.domain.project_summary import AGREEMENT_METHOD, project_summary, rounded
+from app.domain.project_summary import outcome_table as outcome_table  # used by runs.view
 
 BATCH_SIZE = 5000
 
@@ -48,9 +54,41 @@ def load_records(session: Session, project_id: int) -> list[JudgmentRecord]:
     return records
 
 
+# The same judgments as seven arrays (aligned: one aggregate node feeds them all), grouped
+# by prompt in id order ("C": code point order, as Python sorts; table_from_columns
+# checks it), fetched in binary: no Python object per judgment beyond the array items.
+COLUMNS_SQL = """
+SELECT array_agg(external_id), array_agg(username), array_agg(ranking),
+       array_agg(reject_all), array_agg(display_order), array_agg(duration_ms),
+       array_agg(gold)
+FROM (
+  SELECT p.external_id, u.username, j.ranking::text AS ranking, j.reject_all,
+         j.display_order::text AS display_order, j.duration_ms, p.gold::text AS gold
+  FROM judgments j
+  JOIN users u ON u.id = j.labeler_id
+  JOIN prompts p ON p.id = j.prompt_id
+  WHERE j.project_id = %(project_id)s
+  ORDER BY p.external_id COLLATE "C", j.id
+) AS ordered
+"""
+
+
+def load_table(session: Session, project_id: int) -> OutcomeTable:
+    """Every judgment of the project as an OutcomeTable, from one query's arrays."""
+    driver = session.connection().connection.driver_connection
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(COLUMNS_SQL, {"project_id": project_id})
+        arrays = cursor.fetchone() or ()
+    columns = JudgmentColumns(*(a or () for a in arrays))
+    try:
+        return table_from_columns(columns)
+    except InvalidAgreementData as exc:
+        raise ValidationFailed.single("judgments", str(exc)) from exc
+
+
 def agreement_report(session: Session, project: Project) -> dict[str, Any]:
     """Everything ``GET /api/v1/projects/{id}/agreement`` answers (SPEC §6)."""
-    table = outcome_table(load_records(session, project.id))
+    table = load_table(session, project.id)
     report = {"project_id": project.id, **project_summary(table)}
     report["per_labeler"] = rounded(labeler_figures(table))
     report["method"] = dict(AGREEMENT_METHOD)

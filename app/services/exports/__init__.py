@@ -3,7 +3,8 @@
 
 One use case serves the API and the CLI. The pairs are streamed: prompts come in id
 order through a server-side cursor (:mod:`app.services.exports.stream`, one statement,
-so one snapshot), each becomes canonical JSON lines (``app.domain.pairs.pair_lines``)
+so one snapshot), each becomes canonical JSON lines (``app.domain.pair_shapes``: the
+bytes of ``app.domain.pairs.pair_lines``, planned once per distinct judgment pattern)
 written and hashed on the fly. The agreement figures of the manifest are computed from
 the same stream (in constant memory, without bootstrap intervals), so they describe
 exactly the judgments the pairs came from.
@@ -23,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +36,10 @@ from sqlalchemy.orm import Session
 from app.db.models import Export, Project, User
 from app.domain.errors import NotFound
 from app.domain.export_filters import ExportFilters
-from app.domain.pairs import CONSENSUS, PromptData, manifest_method_description, pair_lines
+from app.domain.pair_shapes import PairBlocks, ranked_texts
+from app.domain.pairs import ALL, CONSENSUS, manifest_method_description
 from app.domain.project_summary import FigureAccumulator
-from app.services.exports.stream import iter_prompts
+from app.services.exports.stream import LabelerNames, PromptRow, iter_prompt_rows
 from app.settings import Settings
 
 FORMAT_VERSION = 1
@@ -52,6 +54,7 @@ AGREEMENT_DEFINITION = (
     "not apply); bootstrap intervals: GET /api/v1/projects/{id}/agreement"
 )
 WRITE_BUFFER = 1 << 20
+FLUSH_PROMPTS = 256  # prompts' lines encoded, written and hashed at a time
 STAGING_PREFIX = ".tmp-export-"
 STALE_STAGING_S = 24 * 3600
 
@@ -68,23 +71,49 @@ class PairsWritten:
 
 
 def write_pairs(
-    prompts: Iterable[PromptData], path: Path, strategy: str, filters: ExportFilters
+    rows: Iterable[PromptRow],
+    path: Path,
+    strategy: str,
+    filters: ExportFilters,
+    names: Mapping[int, str],
 ) -> PairsWritten:
-    """Write the rows of every prompt to ``path`` (hashing as it goes) and fsync it."""
+    """Write the lines of every prompt row to ``path`` (hashing as it goes) and fsync it.
+
+    ``names`` maps labeler ids to usernames; they are looked up only where they matter
+    (strategy ``all`` and ``exclude_labelers``)."""
     written = PairsWritten()
+    blocks = PairBlocks(strategy, filters)
+    by_name = strategy == ALL or bool(filters.exclude_labelers)
     digest = hashlib.sha256()
-    excluded = set(filters.exclude_labelers)
+    pending: list[str] = []
     with path.open("wb", buffering=WRITE_BUFFER) as out:
-        for prompt in prompts:
-            written.agreement.add(prompt)
-            lines = pair_lines(prompt, strategy, filters)
-            if not lines:
+
+        def flush() -> None:
+            data = "".join(pending).encode("utf-8")
+            out.write(data)
+            digest.update(data)
+            pending.clear()
+
+        for prompt_id, text, chat, gold, ids, texts, labelers, rankings, rejects in rows:
+            labelers, rankings, rejects = labelers or (), rankings or (), rejects or ()
+            ranked = ranked_texts(rankings, rejects)
+            written.agreement.add_prompt(prompt_id, labelers, ranked, gold)
+            if by_name:
+                labelers = [names[labeler] for labeler in labelers]
+            prompt = chat if text is None else text
+            judgments = (labelers, rankings, rejects)
+            lines, count = blocks.lines(
+                prompt_id, prompt, ids, texts, judgments, gold is not None, ranked
+            )
+            if not count:
                 continue
-            out.write(lines)
-            digest.update(lines)
+            pending.append(lines)
             written.prompts += 1
-            written.judgments += sum(1 for j in prompt.judgments if j.labeler not in excluded)
-            written.pairs += lines.count(b"\n")
+            written.judgments += blocks.kept
+            written.pairs += count
+            if len(pending) >= FLUSH_PROMPTS:
+                flush()
+        flush()
         out.flush()
         os.fsync(out.fileno())
     written.sha256 = digest.hexdigest()
@@ -129,9 +158,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _fill_folder(
     session: Session, folder: Path, export: Export, project: Project, filters: ExportFilters
 ) -> dict[str, Any]:
-    stream = iter_prompts(session, project.id)
+    names = LabelerNames(session, project.id)
+    stream = iter_prompt_rows(session, project.id)
     try:
-        written = write_pairs(stream, folder / PAIRS_FILE, export.strategy, filters)
+        written = write_pairs(stream, folder / PAIRS_FILE, export.strategy, filters, names)
     finally:
         stream.close()
     manifest = build_manifest(export, project, filters, written)

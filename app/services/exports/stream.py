@@ -3,9 +3,11 @@
 ONE SQL statement reads everything an export needs, so the whole export sees one
 snapshot of the database even while labelers keep submitting. Prompts are sorted by
 id first (narrow rows), then each one gathers its completions and judgments through
-index lookups (``LATERAL``) as text arrays, which psycopg decodes much faster than
-JSON; rankings come as JSON text, parsed once per distinct ranking. Rows reach Python
-through a server-side cursor, ``BATCH_SIZE`` at a time.
+index lookups (``LATERAL``) as arrays, which psycopg decodes much faster than JSON;
+rankings come as JSON text, parsed once per distinct ranking; labelers come as ids
+(joining ``users`` per prompt doubled the query's cost) and are named from one small
+query. Rows reach Python through a server-side cursor, ``BATCH_SIZE`` at a time, read
+ahead on a second thread.
 
 Per-prompt index lookups keep the plan linear whatever the planner believes: a grouped
 join planned on stale statistics (right after a large import) can turn quadratic.
@@ -13,62 +15,117 @@ join planned on stale statistics (right after a large import) can turn quadratic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from queue import Full, Queue
+from threading import Event, Thread
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.domain.json_cache import JsonCache
-from app.domain.pairs import JudgmentData, PromptData
+BATCH_SIZE = 1000
+READ_AHEAD = 4  # batches fetched ahead of the consumer
 
-BATCH_SIZE = 500
-
-PROMPTS_SQL = text(
-    """
-    SELECT p.external_id, p.prompt, p.gold::text,
-           c.ids, c.texts, j.names, j.rankings, j.rejects
+PROMPTS_SQL = """
+    SELECT p.external_id,
+           CASE WHEN jsonb_typeof(p.prompt) = 'string' THEN p.prompt #>> '{}' END,
+           CASE WHEN jsonb_typeof(p.prompt) <> 'string' THEN p.prompt END,
+           p.gold::text, c.ids, c.texts, j.labelers, j.rankings, j.rejects
     FROM (SELECT id, external_id, prompt, gold FROM prompts
-          WHERE project_id = :project_id ORDER BY id OFFSET 0) AS p
+          WHERE project_id = %(project_id)s ORDER BY id OFFSET 0) AS p
     CROSS JOIN LATERAL (
       SELECT array_agg(external_id ORDER BY position) AS ids,
              array_agg(text ORDER BY position) AS texts
       FROM completions WHERE prompt_id = p.id) AS c
     CROSS JOIN LATERAL (
-      SELECT array_agg(u.username ORDER BY u.username) AS names,
-             array_agg(j.ranking::text ORDER BY u.username) AS rankings,
-             array_agg(j.reject_all ORDER BY u.username) AS rejects
-      FROM judgments j JOIN users u ON u.id = j.labeler_id
-      WHERE j.prompt_id = p.id) AS j
+      SELECT array_agg(labeler_id) AS labelers, array_agg(ranking::text) AS rankings,
+             array_agg(reject_all) AS rejects
+      FROM judgments WHERE prompt_id = p.id) AS j
     ORDER BY p.id
-    """
-)
+"""
+NAMES_SQL = """
+    SELECT id, username FROM users
+    WHERE id IN (SELECT labeler_id FROM judgments WHERE project_id = %(project_id)s)
+"""
+
+# One row per prompt: external_id, prompt text (None for a chat prompt), chat messages
+# (None for a text prompt), gold ranking JSON text, completion ids and texts (by
+# position), labeler ids, ranking JSON texts and reject_all flags (aligned); an array is
+# None when the prompt has none.
+PromptRow = tuple[Any, ...]
 
 
-def _prompt_data(row: Any, cache: JsonCache) -> PromptData:
-    external_id, prompt, gold, ids, texts, names, rankings, rejects = row
-    judgments = []
-    for name, ranking, reject_all in zip(names or (), rankings or (), rejects or (), strict=True):
-        tiers = None if reject_all else cache.tiers(ranking)
-        judgments.append(JudgmentData(cache.name(name), tiers, reject_all))
-    return PromptData(
-        prompt_id=external_id,
-        prompt=prompt,
-        completions=dict(zip(ids or (), texts or (), strict=True)),
-        gold=cache.tiers(gold),
-        judgments=judgments,
-    )
-
-
-def iter_prompts(
+def iter_prompt_rows(
     session: Session, project_id: int, batch_size: int = BATCH_SIZE
-) -> Iterator[PromptData]:
-    """Yield the project's prompts as :class:`PromptData`, in id order."""
-    statement = PROMPTS_SQL.execution_options(yield_per=batch_size)
-    result = session.connection().execute(statement, {"project_id": project_id})
-    cache = JsonCache()
-    try:
-        for row in result:
-            yield _prompt_data(row, cache)
-    finally:
-        result.close()
+) -> Iterator[PromptRow]:
+    """Yield the project's prompts as plain rows (see ``PromptRow``), in id order.
+
+    A binary server-side cursor of the driver (plain tuples, no Row objects) is read
+    ahead by a second thread, so PostgreSQL computes the next batches while this thread
+    turns the current one into lines. Only that thread uses the connection until the generator
+    ends or is closed (which stops and joins it)."""
+    driver = session.connection().connection.driver_connection
+    with driver.cursor(name="prefloop_export_prompts", binary=True) as cursor:
+        cursor.execute(PROMPTS_SQL, {"project_id": project_id})
+        reader = _ReadAhead(lambda: cursor.fetchmany(batch_size))
+        try:
+            while batch := reader.next_batch():
+                yield from batch
+        finally:
+            reader.stop()
+
+
+class _ReadAhead:
+    """Batches fetched on a daemon thread, at most ``READ_AHEAD`` waiting."""
+
+    def __init__(self, fetch: Callable[[], list[PromptRow]]) -> None:
+        self.fetch = fetch
+        self.batches: Queue[list[PromptRow] | BaseException] = Queue(maxsize=READ_AHEAD)
+        self.stopping = Event()
+        self.thread = Thread(target=self._run, name="prefloop-export-read", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: list[PromptRow] | BaseException) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.batches.put(item, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                batch = self.fetch()
+                self._put(batch)
+                if not batch:
+                    return
+        except BaseException as exc:  # re-raised on the consuming thread
+            self._put(exc)
+
+    def next_batch(self) -> list[PromptRow]:
+        item = self.batches.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
+class LabelerNames(dict[int, str]):
+    """Labeler id -> username. Read BEFORE the prompts' cursor opens (usernames never
+    change; a user deleted since took their judgments along); a labeler who judged for
+    the first time in between is looked up when first met."""
+
+    def __init__(self, session: Session, project_id: int) -> None:
+        super().__init__()
+        self.cursor = session.connection().connection.driver_connection.cursor()
+        self.cursor.execute(NAMES_SQL, {"project_id": project_id})
+        self.update(self.cursor.fetchall())
+
+    def __missing__(self, labeler_id: int) -> str:
+        self.cursor.execute("SELECT username FROM users WHERE id = %s", [labeler_id])
+        (name,) = self.cursor.fetchone() or (f"#{labeler_id}",)
+        self[labeler_id] = name
+        return name

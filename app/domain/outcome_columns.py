@@ -1,0 +1,210 @@
+"""An :class:`~app.domain.outcomes.OutcomeTable` built from columns, without a Python
+record per judgment.
+
+The columns are what one query returns, one entry per judgment, grouped by prompt
+(prompts in id order, as :meth:`OutcomeTable.from_records` sorts them). Rankings,
+display orders and gold rankings are JSON texts: each distinct text is parsed once,
+every judgment becomes a small integer code, and the table's arrays are gathered from
+per-code lookup tables with numpy. The result equals ``OutcomeTable.from_records`` of
+the same judgments (same arrays, same errors for inconsistent rankings; tests compare
+the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.domain.agreement import InvalidAgreementData
+from app.domain.json_cache import JsonCache, Tiers
+from app.domain.outcomes import NO_GOLD, OutcomeTable, RankBlock
+
+
+@dataclass(frozen=True)
+class JudgmentColumns:
+    """One entry per judgment, grouped by prompt with prompts in id order.
+
+    ``rankings``/``orders``/``golds`` are JSON texts (None when absent); a judgment with
+    ``reject_all`` ranks nothing whatever its ranking; ``durations`` in ms or None."""
+
+    prompt_ids: Sequence[str]
+    labelers: Sequence[str]
+    rankings: Sequence[str | None]
+    rejects: Sequence[bool]
+    orders: Sequence[str | None]
+    durations: Sequence[int | None]
+    golds: Sequence[str | None]
+
+
+def _codes(texts: Sequence[str | None]) -> tuple[np.ndarray, list[str | None]]:
+    """Each text's index among the distinct texts (first-seen order), and those texts."""
+    distinct = list(dict.fromkeys(texts))
+    index = {text: i for i, text in enumerate(distinct)}
+    return np.fromiter(map(index.__getitem__, texts), np.int64, count=len(texts)), distinct
+
+
+@dataclass
+class _Rankings:
+    """Per distinct ranking: its completion ids (sorted), tier per id and whether it names
+    each of them once (an empty or repeating ranking never is consistent), parsed once."""
+
+    ids: list[tuple[str, ...]]
+    vectors: list[tuple[int, ...]]
+    tiers: list[Tiers | None]
+    valid: np.ndarray
+
+    @classmethod
+    def parse(cls, texts: list[str | None], cache: JsonCache) -> _Rankings:
+        ids, vectors, parsed, valid = [], [], [], []
+        for text in texts:
+            tiers = cache.tiers(text)
+            flat = sorted(cid for tier in tiers or () for cid in tier)
+            tier_of = {cid: n for n, tier in enumerate(tiers or ()) for cid in tier}
+            ok = len(tier_of) == len(flat) > 0
+            ids.append(tuple(flat))
+            vectors.append(tuple(tier_of[cid] for cid in flat) if ok else ())
+            parsed.append(tiers)
+            valid.append(ok)
+        return cls(ids, vectors, parsed, np.asarray(valid, dtype=bool))
+
+
+def _prompt_starts(prompt_ids: Sequence[str]) -> np.ndarray:
+    """Where each prompt's judgments begin; ValueError unless prompts come in id order."""
+    n = len(prompt_ids)
+    changes = [i for i in range(1, n) if prompt_ids[i] != prompt_ids[i - 1]]
+    starts = [0, *changes] if n else []
+    firsts = [prompt_ids[s] for s in starts]
+    if any(a >= b for a, b in zip(firsts, firsts[1:], strict=False)):
+        raise ValueError("judgment columns must be grouped by prompt, prompts in id order")
+    return np.asarray(starts, dtype=np.int64)
+
+
+def table_from_columns(columns: JudgmentColumns) -> OutcomeTable:
+    """The OutcomeTable of these judgments; raises InvalidAgreementData when a prompt's
+    rankings (or its gold ranking) cover different completions."""
+    n = len(columns.prompt_ids)
+    starts = _prompt_starts(columns.prompt_ids)
+    prompt_ids = [columns.prompt_ids[s] for s in starts]
+    judgment_prompt = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    cache = JsonCache()
+    code, texts = _codes(columns.rankings)
+    rejects = np.asarray(columns.rejects, dtype=bool) if n else np.zeros(0, bool)
+    parsed = _Rankings.parse(texts, cache)
+    is_ranking = ~rejects & np.asarray([t is not None for t in texts], bool)[code]
+    code = np.where(is_ranking, code, -1)
+    gold_code, gold_texts = _codes([columns.golds[s] for s in starts])
+    golds = _Rankings.parse(gold_texts, cache)
+    ids = _prompt_completions(parsed, code, judgment_prompt, golds, gold_code, len(starts))
+    _check(prompt_ids, parsed, code, judgment_prompt, golds, gold_code, ids)
+    k = np.asarray([len(i) for i in ids], dtype=np.int64)
+    labelers = sorted(set(columns.labelers))
+    index = {name: i for i, name in enumerate(labelers)}
+    return OutcomeTable(
+        prompt_ids=prompt_ids,
+        labelers=labelers,
+        n_completions=k,
+        unit_offset=np.concatenate(([0], np.cumsum(k * (k - 1) // 2))).astype(np.int64),
+        unit_gold=_unit_gold(golds, gold_code, k),
+        judgment_labeler=np.asarray([index[name] for name in columns.labelers], dtype=np.int64),
+        judgment_prompt=judgment_prompt,
+        first_shown_on_top=_first_on_top(parsed, code, columns.orders, cache),
+        seconds=np.asarray(columns.durations, dtype=float) / 1000,  # None becomes NaN
+        blocks=_blocks(parsed, code, judgment_prompt, k),
+    )
+
+
+def _prompt_completions(
+    parsed: _Rankings,
+    code: np.ndarray,
+    judgment_prompt: np.ndarray,
+    golds: _Rankings,
+    gold_code: np.ndarray,
+    n_prompts: int,
+) -> list[tuple[str, ...]]:
+    """Each prompt's sorted completion ids: from its first ranking, else its gold."""
+    first = np.full(n_prompts, -1, dtype=np.int64)
+    ranked = np.flatnonzero(code >= 0)[::-1]  # reversed: the first one is written last
+    first[judgment_prompt[ranked]] = code[ranked]
+    return [
+        parsed.ids[f] if f >= 0 else (golds.ids[g] if golds.tiers[g] is not None else ())
+        for f, g in zip(first.tolist(), gold_code.tolist(), strict=True)
+    ]
+
+
+def _check(
+    prompt_ids: list[str],
+    parsed: _Rankings,
+    code: np.ndarray,
+    judgment_prompt: np.ndarray,
+    golds: _Rankings,
+    gold_code: np.ndarray,
+    ids: list[tuple[str, ...]],
+) -> None:
+    """Every ranking and gold ranking of a prompt covers its completions exactly once."""
+    prompt_set, set_of = _codes([*ids, *parsed.ids, *golds.ids])
+    prompt_set = prompt_set[: len(ids)]
+    ranking_set = np.asarray([set_of.index(i) for i in parsed.ids], dtype=np.int64)
+    gold_set = np.asarray([set_of.index(i) for i in golds.ids], dtype=np.int64)
+    ranked = np.flatnonzero(code >= 0)
+    ranking, prompt = code[ranked], judgment_prompt[ranked]
+    differs = (ranking_set[ranking] != prompt_set[prompt]) | ~parsed.valid[ranking]
+    bad = prompt[differs].tolist()
+    has_gold = np.asarray([t is not None for t in golds.tiers], bool)[gold_code]
+    gold_differs = (gold_set[gold_code] != prompt_set) | ~golds.valid[gold_code]
+    bad += np.flatnonzero(has_gold & gold_differs).tolist()
+    if bad:
+        raise InvalidAgreementData(
+            f"prompt {prompt_ids[min(bad)]!r}: rankings cover different completions"
+        )
+
+
+def _unit_gold(golds: _Rankings, gold_code: np.ndarray, k: np.ndarray) -> np.ndarray:
+    pairs = k * (k - 1) // 2
+    unit_gold = np.full(int(pairs.sum()), NO_GOLD, dtype=np.int8)
+    offsets = np.cumsum(pairs) - pairs
+    for p in np.flatnonzero([golds.tiers[g] is not None for g in gold_code.tolist()]):
+        vector = golds.vectors[gold_code[p]]
+        size = len(vector)
+        outcomes = [
+            (vector[a] < vector[b]) - (vector[a] > vector[b])
+            for a in range(size)
+            for b in range(a + 1, size)
+        ]
+        unit_gold[offsets[p] : offsets[p] + len(outcomes)] = outcomes
+    return unit_gold
+
+
+def _first_on_top(
+    parsed: _Rankings, code: np.ndarray, orders: Sequence[str | None], cache: JsonCache
+) -> np.ndarray:
+    """1 when the first completion shown was ranked in the top tier, 0 if not, -1 unknown."""
+    order_code, order_texts = _codes(orders)
+    firsts = [(shown or (None,))[0] for shown in map(cache.order, order_texts)]
+    pair, inverse = np.unique(code * len(order_texts) + order_code, return_inverse=True)
+    values = []
+    for key in pair.tolist():
+        ranking, shown = divmod(key, len(order_texts))
+        first = firsts[shown]
+        tiers = parsed.tiers[ranking] if ranking >= 0 else None
+        values.append(-1 if tiers is None or first is None else int(first in tiers[0]))
+    return np.asarray(values, dtype=np.int8)[inverse.reshape(-1)]
+
+
+def _blocks(
+    parsed: _Rankings, code: np.ndarray, judgment_prompt: np.ndarray, k: np.ndarray
+) -> dict[int, RankBlock]:
+    ranked = np.flatnonzero(code >= 0)
+    k_of = k[judgment_prompt[ranked]]
+    blocks = {}
+    for size in sorted(set(k_of.tolist())):
+        if size < 2:
+            continue
+        rows = ranked[k_of == size]
+        table = np.zeros((len(parsed.vectors), size), dtype=np.int16)
+        for c, vector in enumerate(parsed.vectors):
+            if len(vector) == size:
+                table[c] = vector
+        blocks[size] = RankBlock(size, rows, judgment_prompt[rows], table[code[rows]])
+    return blocks
