@@ -20,12 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project, User
+from app.resources import demo_file
 from app.services import exports, importing, projects
 from app.services.accounts import users
 from app.settings import Settings
 
-DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "demo" / "prompts.jsonl"
-DEMO_REVIEWS = Path(__file__).resolve().parents[1] / "demo" / "reviews.json"
+DEMO_PROMPTS = demo_file("prompts.jsonl")
+DEMO_REVIEWS = demo_file("reviews.json")
 PROJECT_NAME = "Demo: assistant replies"
 REVIEWED_PROJECT_NAME = "Demo: reviewed replies (ready to train)"
 REVIEWERS = ("ext:reviewer-1", "ext:reviewer-2")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import nh3
@@ -12,10 +11,10 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.responses import Response
 
+from app.resources import resource_dir
 from app.web.csrf import csrf_token
 
-ROOT = Path(__file__).resolve().parents[2]
-templates = Jinja2Blocks(directory=str(ROOT / "templates"))
+templates = Jinja2Blocks(directory=str(resource_dir("templates")))
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
