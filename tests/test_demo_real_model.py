@@ -30,7 +30,7 @@ MODELS = ROOT / "models"
 
 
 def _link_query(output: str) -> dict[str, str]:
-    link = re.search(r"pre-filled: (\S+)", output)
+    link = re.search(r"pre-filled: (\S+)\)", output)
     assert link, output
     return dict(parse_qsl(urlsplit(link.group(1)).query))
 
