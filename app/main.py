@@ -7,20 +7,20 @@ import logging
 import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.db.engine import make_engine, make_sessionmaker
+from app.resources import resource_dir
 from app.settings import Settings
 from app.web import api, errors, openapi, routes
 from app.web.body_limit import BodyLimitMiddleware
 from app.web.inputs import nul_guard
 from app.web.session_cookie import SessionCookieMiddleware
 
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+STATIC_DIR = resource_dir("static")
 
 
 def _routers(package) -> list:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     secret_key: str = Field(default=DEV_SECRET_KEY, description="Signs session cookies.")
     environment: Environment = Field(default=Environment.development)
     data_dir: Path = Field(default=Path("data"), description="Exports, runs, embedded database.")
+    models_dir: Path = Field(
+        default=Path("models"), description="Real small models (`make models`) the demo offers."
+    )
     host: str = Field(default="127.0.0.1")
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = Field(default="info", pattern="^(critical|error|warning|info|debug)$")

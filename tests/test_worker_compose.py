@@ -104,4 +104,5 @@ def test_dockerfile_builds_one_non_root_image_with_the_app_files():
     for folder in ("app", "training", "migrations", "templates", "static"):
         assert re.search(rf"^COPY {folder} \./{folder}$", dockerfile, re.M), folder
     assert "COPY . " not in dockerfile  # never the virtualenv, models or data
-    assert 'pip install -e ".${EXTRAS:+[$EXTRAS]}"' in dockerfile
+    assert 'pip install -e ".${EXTRAS:+[$EXTRAS]}"' in dockerfile  # dependencies, cached
+    assert re.search(r"^COPY app \./app\nRUN pip install --no-deps \. ", dockerfile, re.M)

@@ -365,6 +365,9 @@ def build_config(
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError("preset", f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        if kind not in PRESETS[preset]:
+            kinds = ", ".join(sorted(PRESETS[preset]))
+            raise ConfigError("preset", f"preset {preset!r} is for {kinds} runs, not {kind}")
         values.update(PRESETS[preset][kind])
     if file is not None:
         values.update(load_config_file(Path(file)))

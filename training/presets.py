@@ -2,7 +2,9 @@
 
 - ``tiny-cpu``: tiny CPU smoke (a few steps, rank 4, short sequences);
 - ``small-gpu``: a ~0.1–1B model on one GPU (bf16);
-- ``7b-24gb``: 7B on one 24 GB GPU (bf16 base ~14 GB, LoRA, gradient checkpointing, batch 1).
+- ``7b-24gb``: 7B on one 24 GB GPU (bf16 base ~14 GB, LoRA, gradient checkpointing, batch 1);
+- ``encoder-cpu``: reward only: a small encoder (all-MiniLM-L6-v2, 22M) fully fine-tuned on a CPU
+  in about a minute (the demo's public pairs; short left-truncated pairs, a fixed step budget).
 """
 
 from typing import Any
@@ -31,6 +33,17 @@ _7B_TRAIN = {
     "lora_alpha": 32,
     "gradient_checkpointing": True,
     "precision": "bf16",
+}
+_ENCODER_REWARD = {
+    "full_finetune": True,
+    "max_steps": 36,
+    "per_device_batch_size": 16,
+    "learning_rate": 1e-4,
+    "warmup_ratio": 0.1,
+    "max_length": 64,
+    "eval_fraction": 0.2,
+    "logging_steps": 4,
+    "precision": "fp32",
 }
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny-cpu": {
@@ -80,4 +93,5 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "generate": {"batch_size": 4, "max_new_tokens": 256, "precision": "bf16"},
     },
+    "encoder-cpu": {"reward": _ENCODER_REWARD},
 }

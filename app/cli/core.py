@@ -37,9 +37,21 @@ def run_server(settings: Settings, url: str) -> None:
     )
 
 
-def serve() -> None:
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: PORT, 8000).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="uvicorn worker processes (default: WEB_WORKERS, 1)."),
+    ] = None,
+) -> None:
     """Run the web app (embedded PostgreSQL when DATABASE_URL is unset); migrates first."""
-    settings = load_settings()
+    flags = {"host": host, "port": port, "web_workers": workers}
+    settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
     with database_url(settings) as url:
         run_server(settings, url)
 

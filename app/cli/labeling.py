@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 import typer
@@ -14,6 +14,9 @@ import typer
 from app.cli.data import PROJECT_HELP, find_project
 from app.cli.runtime import database_url, domain_errors, load_settings, open_db
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.services.demo import DemoSeed
 
 FORMAT_HELP = "jsonl, csv or pairs (default: csv for *.csv files, else jsonl)."
 
@@ -58,7 +61,6 @@ def _login_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}/login"
 
 
-TINY_MODEL = Path("models") / "tiny-llama"
 TRAIN_MODULES = ("torch", "transformers", "trl", "peft", "tokenizers")
 
 
@@ -78,10 +80,10 @@ def _build_tiny_model(settings: Settings) -> Path | None:
             "`pip install -e '.[train]'` (or `make demo`) and run `prefloop demo` again."
         )
         return None
-    from app.services.demo import demo_texts
+    from app.services.demo import demo_texts, tiny_model_folder
     from training.tiny import build_tiny_causal_lm
 
-    folder = (settings.data_dir / TINY_MODEL).resolve()
+    folder = tiny_model_folder(settings)
     if not (folder / "config.json").is_file():
         typer.echo(f"Building the tiny demo model in {folder} …")
     return build_tiny_causal_lm(folder, texts=demo_texts())
@@ -113,18 +115,29 @@ def _stop_worker(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _training_hint(settings: Settings, export_id: int | None, model: Path | None) -> None:
-    if export_id is None or model is None:
+def _training_hint(settings: Settings, seed: DemoSeed, tiny: Path | None) -> None:
+    """The link that fills the run form: all-MiniLM-L6-v2 on the public pairs when it is in
+    MODELS_DIR, else the tiny random model on the reviewed prompts (and how to get the real one)."""
+    from app.services.demo import REAL_MODEL_PRESET, real_model_folder, real_model_hint
+
+    if tiny is None or seed.export_id is None:
         return
-    base = _login_url(settings).removesuffix("/login")
-    query = urlencode(
-        {"kind": "reward", "export_id": export_id, "base_model": str(model), "preset": "tiny-cpu"}
-    )
+    real = real_model_folder(settings)
+    if real is not None and seed.public_export_id is not None:
+        export_id, model, preset = seed.public_export_id, real, REAL_MODEL_PRESET
+        note = "about a minute on a laptop CPU; the run page shows its held-out accuracy"
+    else:
+        export_id, model, preset = seed.export_id, tiny, "tiny-cpu"
+        note = real_model_hint(settings)
     typer.echo(
         f"Training: log in as admin, open /admin/runs, start a 'reward' run on export "
-        f"#{export_id} with base model {model} and preset tiny-cpu"
+        f"#{export_id} with base model {model} and preset {preset}"
     )
-    typer.echo(f"  (pre-filled: {base}/admin/runs?{query})")
+    query = urlencode(
+        {"kind": "reward", "export_id": export_id, "base_model": str(model), "preset": preset}
+    )
+    typer.echo(f"  (pre-filled: {_login_url(settings).removesuffix('/login')}/admin/runs?{query})")
+    typer.echo(f"  {note}")
 
 
 @domain_errors
@@ -161,13 +174,17 @@ def demo(
             f"Reviewed project #{seed.reviewed_project_id} (two reviewers' judgments): "
             f"export #{seed.export_id} holds {seed.export_pairs} pairs."
         )
+        typer.echo(
+            f"Public pairs project #{seed.public_project_id} (PandaLM, three annotators): "
+            f"export #{seed.public_export_id} holds {seed.public_export_pairs} pairs."
+        )
         model = _build_tiny_model(settings)
         typer.echo(f"Open {_login_url(settings)} and log in as:")
         for login in seed.logins:
             password = login.password or "(existing user: password unchanged)"
             typer.echo(f"  {login.username:<6} {login.role:<8} {password}")
         typer.echo("WARNING: these are demo credentials; never use them on a server others reach.")
-        _training_hint(settings, seed.export_id, model)
+        _training_hint(settings, seed, model)
         if not serve:
             return
         process = None

@@ -20,9 +20,10 @@ from app.domain.errors import DomainError
 from app.settings import Settings
 
 
-def load_settings() -> Settings:
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment; ``overrides`` (command-line flags) win over it."""
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]).upper() or "settings"

@@ -3,13 +3,12 @@ processes (web workers, background workers) can start at once."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 
-ROOT = Path(__file__).resolve().parents[2]
+from app.resources import resource_dir
+
 MIGRATION_LOCK_KEY = 7_215_300_001  # arbitrary, constant: "prefloop migrations"
 
 
@@ -17,7 +16,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic config pointing at ``migrations/``; the connection travels via attributes
     (a unix-socket URL holds %-escapes that ConfigParser would try to interpolate)."""
     config = Config()
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("script_location", str(resource_dir("migrations")))
     if connection is not None:
         config.attributes["connection"] = connection
     return config

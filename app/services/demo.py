@@ -1,6 +1,8 @@
-"""``prefloop demo``: an admin, two labelers and a demo project with real prompts, plus a
-second project with the same prompts already ranked by two external reviewers and an export
-of it, ready for a training run.
+"""``prefloop demo``: an admin, two labelers and a demo project with real prompts, plus two
+projects ready for a training run, each with its consensus export: the same prompts already
+ranked by two external reviewers, and public preference pairs judged by three annotators
+(``app/demo/pandalm-pairs.jsonl``, a subset of PandaLM's test set, Apache-2.0: see
+``app/demo/PANDALM.md``), large enough for a small real reward model to learn from.
 
 Idempotent: users and the project are created when missing and left alone when present
 (an existing user keeps their password: the demo never resets a real account), and the
@@ -20,14 +22,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project, User
+from app.resources import demo_file
 from app.services import exports, importing, projects
 from app.services.accounts import users
 from app.settings import Settings
 
-DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "demo" / "prompts.jsonl"
-DEMO_REVIEWS = Path(__file__).resolve().parents[1] / "demo" / "reviews.json"
+DEMO_PROMPTS = demo_file("prompts.jsonl")
+DEMO_REVIEWS = demo_file("reviews.json")
+PUBLIC_PAIRS = demo_file("pandalm-pairs.jsonl")
 PROJECT_NAME = "Demo: assistant replies"
 REVIEWED_PROJECT_NAME = "Demo: reviewed replies (ready to train)"
+PUBLIC_PROJECT_NAME = "Demo: public preference pairs (PandaLM, ready to train)"
+TINY_MODEL = Path("models") / "tiny-llama"
+"""The demo's tiny random base model, under DATA_DIR (``training/tiny.py`` builds it)."""
+REAL_MODEL = "all-MiniLM-L6-v2"  # training.model_wheels.MINILM_DIR
+REAL_MODEL_PRESET = "encoder-cpu"
 REVIEWERS = ("ext:reviewer-1", "ext:reviewer-2")
 DEMO_USERS = (
     ("admin", "admin", "admin-demo-pass"),
@@ -64,6 +73,10 @@ class DemoSeed:
     export_id: int | None = None
     """The export of the reviewed project (consensus), ready for a training run."""
     export_pairs: int = 0
+    public_project_id: int | None = None
+    public_export_id: int | None = None
+    """The export of the public pairs (consensus of three annotators), for a real model."""
+    public_export_pairs: int = 0
 
 
 def _ensure_user(session: Session, username: str, role: str, password: str) -> DemoLogin:
@@ -122,21 +135,33 @@ def demo_texts(prompts_file: Path = DEMO_PROMPTS) -> list[str]:
     return texts
 
 
-def _seed_reviewed(
-    session: Session, settings: Settings, prompts_file: Path, reviews_file: Path
+def tiny_model_folder(settings: Settings) -> Path:
+    return (settings.data_dir / TINY_MODEL).resolve()
+
+
+def real_model_folder(settings: Settings) -> Path | None:
+    """all-MiniLM-L6-v2 in MODELS_DIR (``make models``), or None when it is not there."""
+    folder = (settings.models_dir / REAL_MODEL).resolve()
+    return folder if (folder / "config.json").is_file() else None
+
+
+def real_model_hint(settings: Settings) -> str:
+    """What to do when only the tiny model is there (the demo's output and the run page)."""
+    return (
+        "The demo's tiny model is random: its accuracy is chance, it only shows the loop runs. "
+        f"For a real reward model, fetch {REAL_MODEL} with `python -m training.model_wheels "
+        f"--dest {settings.models_dir} --only minilm` (in a checkout: `make models`) and run "
+        "`prefloop demo` again: its link then trains it on the public pairs in about a minute."
+    )
+
+
+def _seed_ranked(
+    session: Session, settings: Settings, name: str, description: str, body: bytes
 ) -> tuple[int, Export]:
-    """The reviewed project (prompts + reviewers' judgments) and its consensus export,
-    each created when missing."""
-    project = _ensure_project(
-        session,
-        REVIEWED_PROJECT_NAME,
-        "The demo prompts, already ranked by two reviewers: export them and train.",
-    )
-    body = "".join(
-        json.dumps(row, ensure_ascii=False) + "\n"
-        for row in reviewed_rows(prompts_file, reviews_file)
-    )
-    importing.import_file(session, project, io.BytesIO(body.encode("utf-8")))
+    """A project whose prompts arrive already judged (``body``, import format) and its
+    consensus export, each created when missing."""
+    project = _ensure_project(session, name, description)
+    importing.import_file(session, project, io.BytesIO(body))
     export = session.scalar(
         select(Export)
         .where(Export.project_id == project.id, Export.strategy == "consensus")
@@ -148,6 +173,10 @@ def _seed_reviewed(
     return project.id, export
 
 
+def _pairs(export: Export) -> int:
+    return int(export.manifest.get("counts", {}).get("pairs", 0))
+
+
 def seed_demo(
     session: Session,
     prompts_file: Path = DEMO_PROMPTS,
@@ -156,7 +185,7 @@ def seed_demo(
 ) -> DemoSeed:
     """Create (when missing) the demo users and project, and import the demo prompts.
 
-    With ``settings`` (for ``DATA_DIR``), also the reviewed project and its export.
+    With ``settings`` (for ``DATA_DIR``), also the two ready-to-train projects and exports.
     """
     logins = [_ensure_user(session, *spec) for spec in DEMO_USERS]
     project = _ensure_project(session)
@@ -168,8 +197,34 @@ def seed_demo(
     seed = DemoSeed(project.id, logins, result.imported, result.skipped)
     if settings is None:
         return seed
-    reviewed_id, export = _seed_reviewed(session, settings, prompts_file, reviews_file)
-    pairs = int(export.manifest.get("counts", {}).get("pairs", 0))
+    reviewed = "".join(
+        json.dumps(row, ensure_ascii=False) + "\n"
+        for row in reviewed_rows(prompts_file, reviews_file)
+    )
+    reviewed_id, export = _seed_ranked(
+        session,
+        settings,
+        REVIEWED_PROJECT_NAME,
+        "The demo prompts, already ranked by two reviewers: export them and train.",
+        reviewed.encode("utf-8"),
+    )
+    public_id, public = _seed_ranked(
+        session,
+        settings,
+        PUBLIC_PROJECT_NAME,
+        "Public preference pairs (PandaLM test set, Apache-2.0), each judged by three "
+        "annotators: enough to train a small real reward model.",
+        PUBLIC_PAIRS.read_bytes(),
+    )
     return DemoSeed(
-        project.id, logins, result.imported, result.skipped, reviewed_id, export.id, pairs
+        project.id,
+        logins,
+        result.imported,
+        result.skipped,
+        reviewed_id,
+        export.id,
+        _pairs(export),
+        public_id,
+        public.id,
+        _pairs(public),
     )

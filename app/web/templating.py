@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from jinja2_fragments.fastapi import Jinja2Blocks
 from starlette.responses import Response
 
+from app.resources import resource_dir
 from app.web.csrf import csrf_token
 from app.web.markdown import markdown
 
-ROOT = Path(__file__).resolve().parents[2]
-templates = Jinja2Blocks(directory=str(ROOT / "templates"))
+templates = Jinja2Blocks(directory=str(resource_dir("templates")))
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.filters["markdown"] = markdown
 

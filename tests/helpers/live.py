@@ -38,7 +38,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+def wait_until_ready(process: subprocess.Popen, url: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -102,7 +102,7 @@ def start_server(
                 command, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT
             )
         try:
-            _wait_until_ready(process, url, log)
+            wait_until_ready(process, url, log)
             yield LiveServer(url=url, database_url=database_url, pid=process.pid)
         finally:
             _stop(process)

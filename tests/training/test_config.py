@@ -39,8 +39,19 @@ def test_json_file_and_int_widened_to_float(tmp_path):
 
 @pytest.mark.parametrize("kind", ["reward", "dpo", "ppo", "generate"])
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_every_preset_builds(kind, preset):
-    build_config(kind, preset=preset)
+def test_every_preset_builds_or_names_the_kinds_it_is_for(kind, preset):
+    if kind in PRESETS[preset]:
+        build_config(kind, preset=preset)
+        return
+    with pytest.raises(ConfigError, match=f"preset '{preset}' is for .* not {kind}") as caught:
+        build_config(kind, preset=preset)
+    assert caught.value.field == "preset"
+
+
+def test_encoder_preset_fully_fine_tunes_a_reward_model_only():
+    config = build_config("reward", preset="encoder-cpu")
+    assert config.full_finetune and config.max_steps > 0 and config.eval_fraction >= 0.2
+    assert set(PRESETS["encoder-cpu"]) == {"reward"}
 
 
 @pytest.mark.parametrize(

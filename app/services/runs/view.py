@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project, RunMetric, TrainingRun
 from app.domain.errors import NotFound
-from app.services import agreement
+from app.services import agreement, demo
 from app.settings import Settings
 from training.config import RunConfig, build_config
 from training.queue import RunPaths
@@ -119,6 +119,11 @@ def human_ceiling(session: Session, settings: Settings, run: TrainingRun) -> dic
         "human_prompts": (figures.get("counts") or {}).get("prompts", 0),
         "project_pairwise_agreement": (export.manifest.get("agreement") or {}).get(
             "pairwise_agreement"
+        ),
+        "random_model_note": (
+            demo.real_model_hint(settings)
+            if Path(run.base_model) == demo.tiny_model_folder(settings)
+            else None
         ),
     }
 
