@@ -81,3 +81,5 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "generate": {"batch_size": 4, "max_new_tokens": 256, "precision": "bf16"},
     },
 }
+for _kinds in PRESETS.values():  # a suspects run trains reward models: the reward settings
+    _kinds["suspects"] = _kinds["reward"]
