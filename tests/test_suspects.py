@@ -27,11 +27,11 @@ from tests.training.conftest import MARKER, WORDS, build_tiny_llama
 from training.worker import Worker
 
 RUNS = "/api/v1/training-runs"
-N_PROMPTS, N_FLIPPED = 40, 12
+N_PROMPTS, N_FLIPPED = 60, 12
 LABELERS = ("ext:x", "ext:y")
 FAST = {
     "folds": 2,
-    "max_steps": 60,
+    "max_steps": 40,
     "logging_steps": 10,
     "per_device_batch_size": 8,
     "learning_rate": 3e-3,
@@ -90,6 +90,17 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(databases, tmp_path_factory) -> Iterator[World]:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: one thread is faster on shared cores
+    try:
+        yield from _world(databases, tmp_path_factory)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _world(databases, tmp_path_factory) -> Iterator[World]:
     url = databases.new()
     settings = Settings(
         database_url=url,
