@@ -35,6 +35,8 @@ from training.queue import RunPaths
 from training.runtime import SUSPECTS_FILE
 from training.schema import RunKind, RunStatus
 
+SMALLINT_MAX = 32767  # prompts.target_labels is a smallint
+
 
 @dataclass(frozen=True)
 class Suspect:
@@ -179,7 +181,7 @@ def decide(
     if decision == SuspectDecision.sent_back:
         session.execute(
             update(Prompt)
-            .where(Prompt.id == judgment.prompt_id)
+            .where(Prompt.id == judgment.prompt_id, Prompt.target_labels < SMALLINT_MAX)
             .values(target_labels=Prompt.target_labels + 1)
         )
     session.commit()
