@@ -304,3 +304,17 @@ def test_a_suspects_run_needs_an_export_with_strategy_all(world, client):
         headers=world.admin,
     )
     assert "config.folds" in {d["field"] for d in folds.json()["error"]["details"]}
+
+
+def test_a_run_that_has_not_succeeded_has_no_suspects_yet(world, client):
+    with Session(world.engine) as session:
+        queued = TrainingRun(
+            kind="suspects", status="queued", base_model="m", config={}, project_id=world.project_id
+        )
+        session.add(queued)
+        session.commit()
+        run_id = queued.id
+    answer = client.get(f"{RUNS}/{run_id}/suspects", headers=world.admin)
+    assert answer.status_code == 409 and "queued" in answer.json()["error"]["message"]
+    report = client.get(f"/api/v1/projects/{world.project_id}/agreement", headers=world.admin)
+    assert report.json()["suspects_run_id"] == world.run_id  # the newest *succeeded* run

@@ -162,6 +162,14 @@ def _score_fold(
     return list(zip(chosen, rejected, strict=True))
 
 
+def _sigmoid(x: float) -> float:
+    """σ(x) without overflow for any margin."""
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1 + z)
+
+
 def _line(row: dict[str, Any], fold: int, scores: tuple[float, float]) -> dict[str, Any]:
     chosen, rejected = scores
     margin = chosen - rejected
@@ -176,7 +184,7 @@ def _line(row: dict[str, Any], fold: int, scores: tuple[float, float]) -> dict[s
         "chosen_score": round(chosen, 6),
         "rejected_score": round(rejected, 6),
         "score_margin": round(margin, 6),
-        "p_labeled": round(1 / (1 + math.exp(-margin)), 6),
+        "p_labeled": round(_sigmoid(margin), 6),
     }
 
 
