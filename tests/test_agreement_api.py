@@ -53,7 +53,9 @@ def test_figures_computed_by_hand(client, db, admin_headers):
         "gold_accuracy": 1.0,
         "position_bias": None,
         "median_seconds": None,
+        "flagged": None,  # no suspects run in this project
     }
+    assert report["suspects_run_id"] is None
     assert y["labeler"] == "ext:y" and y["gold_accuracy"] == 0.0
     assert y["kappa"] == {"ext:x": pytest.approx(kappa, abs=1e-4)}
 

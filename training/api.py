@@ -3,11 +3,11 @@
     result = training.run("reward", data=Path("exports/7"), model="models/SmolLM2-135M-Instruct",
                           out=Path("runs/12"), config={"max_steps": 100}, callbacks=my_callbacks)
 
-``kind`` is ``reward | dpo | ppo | generate``. ``config`` is a dict of fields of that kind
-(see ``training.config``; unknown fields raise ValueError) or a ready config object.
+``kind`` is ``reward | dpo | ppo | generate | suspects``. ``config`` is a dict of fields of
+that kind (see ``training.config``; unknown fields raise ValueError) or a ready config object.
 Arguments by kind:
 
-- reward, dpo: ``data`` (export folder).
+- reward, dpo, suspects: ``data`` (export folder); suspects writes ``out/suspects.jsonl``.
 - ppo: ``reward`` (a reward run folder, or a callable ``(prompts, completions) -> scores``)
   and prompts from ``data`` (the export's distinct prompts) or ``prompts`` (a JSONL file).
 - generate: ``prompts`` (JSONL) and optionally ``adapter`` (a run folder or adapter folder);
@@ -79,6 +79,10 @@ def run(
         from training.reward import train_reward
 
         return train_reward(Path(_require(data, "data", kind)), model, out, resolved, callbacks)
+    if kind == "suspects":
+        from training.suspects import train_suspects
+
+        return train_suspects(Path(_require(data, "data", kind)), model, out, resolved, callbacks)
     if kind == "dpo":
         from training.dpo import train_dpo
 

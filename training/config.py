@@ -311,12 +311,33 @@ class GenerateRunConfig(Validated):
         require(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
 
 
-RunConfig = RewardRunConfig | DPORunConfig | PPORunConfig | GenerateRunConfig
+@dataclass
+class SuspectsRunConfig(RewardRunConfig):
+    """Likely mislabels: ``folds`` reward models, each trained on the other folds' prompts,
+    score every pair out of fold (``training.suspects``). Each fold's held-out prompts are its
+    evaluation, so ``eval_fraction`` and ``dev_fraction`` stay 0."""
+
+    eval_fraction: float = 0.0
+    folds: int = 2
+
+    def _validate(self) -> None:
+        super()._validate()
+        require(2 <= self.folds <= 20, "folds", "must be from 2 to 20")
+        for name in ("eval_fraction", "dev_fraction"):
+            require(
+                getattr(self, name) == 0,
+                name,
+                "must be 0 for a suspects run: each fold's held-out prompts are its evaluation",
+            )
+
+
+RunConfig = RewardRunConfig | DPORunConfig | PPORunConfig | GenerateRunConfig | SuspectsRunConfig
 CONFIG_CLASSES: dict[RunKind, type] = {
     RunKind.reward: RewardRunConfig,
     RunKind.dpo: DPORunConfig,
     RunKind.ppo: PPORunConfig,
     RunKind.generate: GenerateRunConfig,
+    RunKind.suspects: SuspectsRunConfig,
 }
 """The config class of each run kind (a ``RunKind`` is a ``str``: ``"dpo"`` finds it too)."""
 
@@ -406,6 +427,7 @@ __all__ = [
     "PRESETS",
     "RewardRunConfig",
     "RunConfig",
+    "SuspectsRunConfig",
     "build_config",
     "coerce_config",
     "load_config_file",

@@ -95,3 +95,5 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "encoder-cpu": {"reward": _ENCODER_REWARD},
 }
+for _kinds in PRESETS.values():  # a suspects run trains reward models: the reward settings
+    _kinds["suspects"] = _kinds["reward"]

@@ -6,6 +6,7 @@ A run folder holds::
     run_config.json   kind, base model, data path and sha256, resolved config, library versions
     metrics.jsonl     one object per logging step: {"step": N, "<name>": value, ...}
     samples.jsonl     PPO sample completions: {"step": N, "samples": [...]}
+    suspects.jsonl    a suspects run's pairs scored out of fold (``training.suspects``)
     README.md         what produced the folder and its final metrics
 """
 
@@ -24,6 +25,7 @@ ADAPTER_DIR = "adapter"
 RUN_CONFIG = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.jsonl"
+SUSPECTS_FILE = "suspects.jsonl"
 
 
 class Cancelled(Exception):

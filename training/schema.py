@@ -27,6 +27,9 @@ class RunKind(StrEnum):
     """A policy trained with PPO on an export's prompts, scored by a succeeded reward run."""
     generate = "generate"
     """Completions sampled from a policy run and its base: the next labeling round."""
+    suspects = "suspects"
+    """Likely mislabels: reward models trained out of fold score every pair of an export
+    (strategy ``all``) with a model that never saw it (``training.suspects``)."""
 
 
 class RunStatus(StrEnum):

@@ -6,6 +6,7 @@ from app.db.models.labeling import Assignment, AssignmentStatus, Judgment
 from app.db.models.projects import Project, ProjectMember, ProjectStatus
 from app.db.models.prompts import Completion, Prompt
 from app.db.models.runs import RunKind, RunMetric, RunStatus, TrainingRun
+from app.db.models.suspects import SuspectDecision, SuspectReview
 from app.db.models.users import ApiToken, LoginAttempt, Role, User, UserSession
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "RunKind",
     "RunMetric",
     "RunStatus",
+    "SuspectDecision",
+    "SuspectReview",
     "TrainingRun",
     "User",
     "UserSession",

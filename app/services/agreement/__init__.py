@@ -26,6 +26,7 @@ from app.domain.project_summary import AGREEMENT_METHOD, project_summary, rounde
 from app.domain.project_summary import outcome_table as outcome_table  # used by runs.view
 
 BATCH_SIZE = 5000
+FlagCounts = tuple[int, dict[str, int]]
 
 
 # Plain SQL on the driver's cursor: about 2.5x less CPU than Core rows for 300k judgments.
@@ -86,10 +87,21 @@ def load_table(session: Session, project_id: int) -> OutcomeTable:
         raise ValidationFailed.single("judgments", str(exc)) from exc
 
 
-def agreement_report(session: Session, project: Project) -> dict[str, Any]:
-    """Everything ``GET /api/v1/projects/{id}/agreement`` answers (SPEC §6)."""
+def agreement_report(
+    session: Session, project: Project, flagged: FlagCounts | None = None
+) -> dict[str, Any]:
+    """Everything ``GET /api/v1/projects/{id}/agreement`` answers (SPEC §6).
+
+    ``flagged``: ``(suspects run id, judgments flagged per labeler)`` of the project's newest
+    suspects run (``app.services.runs.suspects.latest_flags_per_labeler``): each labeler's
+    entry then carries ``flagged`` (0 when none of theirs was), and the report
+    ``suspects_run_id``; without one both are null."""
     table = load_table(session, project.id)
     report = {"project_id": project.id, **project_summary(table)}
     report["per_labeler"] = rounded(labeler_figures(table))
+    run_id, counts = flagged if flagged is not None else (None, None)
+    for entry in report["per_labeler"]:
+        entry["flagged"] = None if counts is None else counts.get(entry["labeler"], 0)
+    report["suspects_run_id"] = run_id
     report["method"] = dict(AGREEMENT_METHOD)
     return report

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Export, Project, Prompt, TrainingRun
 from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
+from app.domain.pairs import ALL
 from app.settings import Settings
 from training.config import ConfigError, build_config
 from training.queue import RunPaths
@@ -117,6 +118,12 @@ def _export(
         problems.add("export_id", f"no export {request.export_id}")
     elif not (RunPaths(settings.data_dir).export_dir(export.id) / "manifest.json").is_file():
         problems.add("export_id", f"export {export.id} has no files under DATA_DIR/exports")
+    elif request.kind == RunKind.suspects and export.strategy != ALL:
+        problems.add(
+            "export_id",
+            f"a suspects run judges each labeler's pairs: export {export.id} has strategy "
+            f"{export.strategy!r}, make one with strategy {ALL!r}",
+        )
     return export
 
 

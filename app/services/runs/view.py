@@ -148,6 +148,7 @@ def _exports_offered(session: Session) -> list[dict[str, Any]]:
         {
             "id": e.id,
             "project": name,
+            "strategy": e.strategy,
             "pairs": (e.manifest.get("counts") or {}).get("pairs"),
             "created_at": e.created_at,
         }

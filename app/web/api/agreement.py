@@ -7,7 +7,8 @@ from pydantic import BaseModel
 
 from app.services import agreement
 from app.services.accounts import policy
-from app.web.deps import AdminUser, SessionDep
+from app.services.runs import suspects
+from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["agreement"])
@@ -42,6 +43,8 @@ class LabelerFigures(BaseModel):
     gold_accuracy: float | None
     position_bias: float | None
     median_seconds: float | None
+    flagged: int | None
+    """Judgments of this labeler flagged by the newest suspects run (null: no such run)."""
 
 
 class AgreementOut(BaseModel):
@@ -53,13 +56,19 @@ class AgreementOut(BaseModel):
     ci95: FigureIntervals
     counts: AgreementCounts
     per_labeler: list[LabelerFigures]
+    suspects_run_id: int | None
+    """The suspects run whose flags ``per_labeler`` counts (null when there is none)."""
     method: dict[str, str | int]
     """How the figures are computed, in words (units, CI, κ threshold, agreement)."""
 
 
 @router.get("/projects/{project_id}/agreement")
-def project_agreement(project_id: DbId, db: SessionDep, user: AdminUser) -> AgreementOut:
+def project_agreement(
+    project_id: DbId, db: SessionDep, settings: SettingsDep, user: AdminUser
+) -> AgreementOut:
     """alpha_nominal, alpha_interval, pairwise_agreement, mean_kendall_w, ci95, counts,
-    per_labeler (see SPEC §6 for the exact keys), method."""
-    report = agreement.agreement_report(db, policy.visible_project(db, user, project_id))
-    return AgreementOut.model_validate(report)
+    per_labeler (see SPEC §6 for the exact keys; each entry also has ``flagged``: that
+    labeler's judgments flagged by the newest suspects run, ``suspects_run_id``), method."""
+    project = policy.visible_project(db, user, project_id)
+    flagged = suspects.latest_flags_per_labeler(db, settings, project.id)
+    return AgreementOut.model_validate(agreement.agreement_report(db, project, flagged))

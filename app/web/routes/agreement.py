@@ -18,7 +18,9 @@ from app.domain.pairs import STRATEGIES
 from app.services import agreement, exports
 from app.services.accounts import policy
 from app.services.agreement import prompts as agreement_prompts
-from app.web.deps import AdminUser, SessionDep
+from app.services.runs import suspects
+from app.settings import Settings
+from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.inputs import DbId, PageNo
 from app.web.templating import is_htmx, render
 
@@ -105,9 +107,12 @@ def exports_context(
     }
 
 
-def page_context(session: Session, project: Project, page: int = 1) -> dict[str, Any]:
-    """Everything the page shows."""
-    report = agreement.agreement_report(session, project)
+def page_context(
+    session: Session, project: Project, page: int = 1, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Everything the page shows (with ``settings``, the labelers' flagged judgments)."""
+    flagged = suspects.latest_flags_per_labeler(session, settings, project.id) if settings else None
+    report = agreement.agreement_report(session, project, flagged)
     return {
         "report": report,
         "labels": FIGURE_LABELS,
@@ -121,20 +126,30 @@ def page_context(session: Session, project: Project, page: int = 1) -> dict[str,
 
 @router.get("/agreement")
 def agreement_page(
-    request: Request, project_id: DbId, db: SessionDep, user: AdminUser, page: PageNo = 1
+    request: Request,
+    project_id: DbId,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: AdminUser,
+    page: PageNo = 1,
 ) -> Response:
     project = policy.visible_project(db, user, project_id)
-    return render(request, PAGE, {"user": user, **page_context(db, project, page)})
+    return render(request, PAGE, {"user": user, **page_context(db, project, page, settings)})
 
 
 @router.get("/agreement/disagreements")
 def disagreement_page(
-    request: Request, project_id: DbId, db: SessionDep, user: AdminUser, page: PageNo = 1
+    request: Request,
+    project_id: DbId,
+    db: SessionDep,
+    settings: SettingsDep,
+    user: AdminUser,
+    page: PageNo = 1,
 ) -> Response:
     """One page of the disagreement list: the block for htmx, else the whole page."""
     project = policy.visible_project(db, user, project_id)
     if not is_htmx(request):
-        return agreement_page(request, project_id, db, user, page)
+        return agreement_page(request, project_id, db, settings, user, page)
     listing = agreement_prompts.disagreements(db, project.id, page)
     context = {"project": project, "disagreements": listing}
     return render(request, PAGE, context, block="disagreements")

@@ -81,7 +81,7 @@ def create_export(
             context = exports_context(db, project, values, errors)
             return render(request, PAGE, context, block="exports", status_code=422)
         context = {
-            **page_context(db, project),
+            **page_context(db, project, settings=settings),
             **exports_context(db, project, values, _errors(exc)),
         }
         return render(request, PAGE, {"user": user, **context}, status_code=422)

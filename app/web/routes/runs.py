@@ -27,6 +27,8 @@ KIND_HELP = {
     RunKind.ppo: "PPO on an export's prompts, scored by a finished reward-model run.",
     RunKind.generate: "Sample from a finished DPO/PPO run and its base into a new labeling "
     "project.",
+    RunKind.suspects: "Likely mislabels: reward models trained out of fold score every "
+    "labeler's pairs of an export with strategy 'all'.",
 }
 
 
