@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from training.config_base import ConfigError, Validated, require
+from training.config_base import ConfigError, LaunchFields, Validated, require
 from training.presets import PRESETS
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -51,8 +51,8 @@ def _targets_lm_head(targets: str | list[str]) -> bool:
 
 
 @dataclass
-class _LoraFields(Validated):
-    """LoRA adapter and numeric precision shared by every trainable kind."""
+class _LoraFields(LaunchFields):
+    """LoRA adapter, numeric precision and launch shared by every trainable kind."""
 
     seed: int = 42
     lora_r: int = 16
@@ -255,6 +255,11 @@ class PPORunConfig(_LoraFields):
             "must divide mini_batch_size",
         )
         require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(
+            self.distributed == "ddp",
+            "distributed",
+            "must be 'ddp' for PPO (its loop all-reduces gradients itself; no ZeRO/FSDP)",
+        )
         require(self.temperature > 0, "temperature", "must be > 0")
         untruncated = "(PPO samples from the full softmax its log-probs are computed on)"
         require(self.top_p == 1.0, "top_p", f"must be 1.0 {untruncated}")
@@ -386,15 +391,7 @@ def coerce_config(kind: str, config: dict[str, Any] | RunConfig | None) -> RunCo
 
 
 __all__ = [
-    "CONFIG_CLASSES",
-    "ConfigError",
-    "DPORunConfig",
-    "GenerateRunConfig",
-    "PPORunConfig",
-    "PRESETS",
-    "RewardRunConfig",
-    "RunConfig",
-    "build_config",
-    "coerce_config",
+    *("CONFIG_CLASSES", "ConfigError", "DPORunConfig", "GenerateRunConfig", "PPORunConfig"),
+    *("PRESETS", "RewardRunConfig", "RunConfig", "build_config", "coerce_config"),
     "load_config_file",
 ]

@@ -70,3 +70,22 @@ class Validated:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+Distributed = Literal["ddp", "zero2", "zero3", "fsdp"]
+"""How a run spreads over processes; each has an accelerate config in training/accelerate/."""
+
+
+@dataclass
+class LaunchFields(Validated):
+    """How the worker launches a trainable run: the strategy and at most how many processes
+    (default: one per GPU of the worker)."""
+
+    distributed: Distributed = "ddp"
+    num_processes: int | None = None
+
+    def _validate(self) -> None:
+        super()._validate()
+        require(
+            self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1"
+        )

@@ -69,6 +69,31 @@ def resolve_precision(precision: str) -> tuple[Any, bool]:
     return (torch.bfloat16 if use_bf16 else torch.float32), use_bf16
 
 
+LAUNCH_FLAGS = {
+    "zero2": "ACCELERATE_USE_DEEPSPEED",
+    "zero3": "ACCELERATE_USE_DEEPSPEED",
+    "fsdp": "ACCELERATE_USE_FSDP",
+}
+"""The variable ``accelerate launch`` sets for each strategy's config file."""
+
+
+def require_launch(config: Any) -> None:
+    """A ``distributed`` strategy other than ddp is applied by ``accelerate launch`` with its
+    config file (the worker does it); refuse a run started without it rather than ignore it."""
+    import os
+
+    from training.config_base import ConfigError
+
+    strategy = getattr(config, "distributed", "ddp")
+    flag = LAUNCH_FLAGS.get(strategy)
+    if flag and os.environ.get(flag, "").lower() != "true":
+        raise ConfigError(
+            "distributed",
+            f"distributed {strategy!r} needs `accelerate launch --config_file "
+            f"training/accelerate/{strategy}.yaml -m training ...` (a worker launches it so)",
+        )
+
+
 def library_versions() -> dict[str, str]:
     versions = {}
     for name in ("torch", "transformers", "trl", "peft", "accelerate"):
