@@ -176,3 +176,27 @@ def test_follower_returns_only_complete_lines(tmp_path):
     with path.open("a") as handle:
         handle.write('ep": 2}\n')
     assert follower.lines() == ['{"step": 2}']
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("ddp", {"multi_gpu": True, "use_fsdp": False, "use_deepspeed": False}),
+        ("fsdp", {"use_fsdp": True, "fsdp_version": 2, "use_deepspeed": False}),
+        ("zero2", {"use_deepspeed": True, "zero_stage": 2, "use_fsdp": False}),
+        ("zero3", {"use_deepspeed": True, "zero_stage": 3, "zero3_init_flag": True}),
+    ],
+)
+def test_accelerate_reads_our_command_line_as_the_strategy(strategy, expected):
+    """What `accelerate launch` makes of the worker's command line (its own parser), on a
+    GPU worker: the launcher and plugin each strategy selects."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    argv = launch_argv(Path("/data/runs/7/job.json"), 4, strategy, cuda=True, port=29511)
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(argv[3:]))
+    assert {name: getattr(args, name) for name in expected} == expected
+    assert (args.num_processes, args.num_machines, args.module) == (4, 1, True)
+    if strategy == "fsdp":
+        env = prepare_multi_gpu_env(args)
+        assert (env["ACCELERATE_USE_FSDP"], env["FSDP_VERSION"]) == ("true", "2")

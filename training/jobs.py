@@ -8,7 +8,7 @@ Files of a job in the run folder ``DATA_DIR/runs/<id>/``::
     train.log       stdout and stderr of every process (the worker streams its tail)
     result.json     written by rank 0 when ``training.run`` returned
     error.json      the first error raised by any process (type, message, out of memory?)
-    ranks/<N>.json  every process's digest of its trained adapter weights and its world size
+    ranks/<N>.json  every process's digest of its trained adapter weights, world size, backend
 
 No torch import at module level: the worker imports this module.
 """
@@ -99,7 +99,12 @@ def write_job(paths: RunPaths, run: ClaimedRun) -> Path:
 
 
 def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    from training.runtime import RANK_VARIABLES
+
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, "").strip().isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 def _write_once(path: Path, payload: dict[str, Any]) -> None:
@@ -154,7 +159,7 @@ def run_job(spec_path: Path) -> int:
     return 0
 
 
-def record_rank(out: Path, named_tensors: list[tuple[str, Any]], world_size: int) -> None:
+def record_rank(out: Path, named_tensors: list[tuple[str, Any]], accelerator: Any) -> None:
     """Each process writes the sha256 of its trained weights (name, dtype, shape, bytes, in
     order): equal digests mean byte-identical adapters on every process."""
     import torch
@@ -166,7 +171,13 @@ def record_rank(out: Path, named_tensors: list[tuple[str, Any]], world_size: int
         digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
     folder = Path(out) / RANKS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"rank": _rank(), "world_size": world_size, "sha256": digest.hexdigest()}
+    payload = {
+        "rank": _rank(),
+        "world_size": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type.value),
+        "backend": str(accelerator.state.backend),
+        "sha256": digest.hexdigest(),
+    }
     (folder / f"{_rank()}.json").write_text(json.dumps(payload) + "\n", encoding="utf-8")
 
 

@@ -279,7 +279,7 @@ def train_ppo(
             raise Cancelled(f"run stopped at step {step} on request")
     from training.trl_common import record_trained_weights
 
-    record_trained_weights(setup.model, out, setup.accelerator.num_processes)
+    record_trained_weights(setup.model, out, setup.accelerator)
     artifact = recorder.adapter_dir
     if recorder.main:
         artifact = setup.model.save(out, setup.tokenizer)

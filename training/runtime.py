@@ -86,11 +86,21 @@ def require_launch(config: Any) -> None:
 
     strategy = getattr(config, "distributed", "ddp")
     flag = LAUNCH_FLAGS.get(strategy)
-    if flag and os.environ.get(flag, "").lower() != "true":
+    if flag is None:
+        return
+    if os.environ.get(flag, "").lower() != "true":
         raise ConfigError(
             "distributed",
             f"distributed {strategy!r} needs `accelerate launch --config_file "
             f"training/accelerate/{strategy}.yaml -m training ...` (a worker launches it so)",
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "distributed",
+            f"distributed {strategy!r} needs CUDA GPUs: accelerate runs FSDP and DeepSpeed "
+            "only on GPUs (on CPU it would silently train as plain ddp); use 'ddp'",
         )
 
 
@@ -104,10 +114,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def is_main_process() -> bool:
-    from accelerate import PartialState
+RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
 
-    return PartialState().is_main_process
+
+def is_main_process() -> bool:
+    """Rank 0 of a launched job (torchrun or MPI set the rank), or a single process. Read from
+    the environment: accelerate's ``PartialState()`` made before the Trainer would not know
+    that CPU processes are distributed (gloo) and call every process the main one."""
+    import os
+
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, "").strip().isdigit():
+            return int(os.environ[name]) == 0
+    return True
 
 
 def any_process(flag: bool) -> bool:

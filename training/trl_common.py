@@ -119,7 +119,7 @@ def fit_and_save(
     """Train (or stop on cancel), evaluate on the held-out split, save the adapter (and
     tokenizer, and a reward model's score head) and finish the run folder."""
     train_or_cancel(trainer, bridge)
-    record_trained_weights(trainer.model, recorder.out, trainer.accelerator.num_processes)
+    record_trained_weights(trainer.model, recorder.out, trainer.accelerator)
     final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
     if trainer.eval_dataset is not None:
         final.update(prefixed(trainer.evaluate(), eval_aliases))  # also logged by the bridge
@@ -127,7 +127,7 @@ def fit_and_save(
     return recorder.finish(final, trainer.state.global_step)
 
 
-def record_trained_weights(model: Any, out: Path, world_size: int) -> None:
+def record_trained_weights(model: Any, out: Path, accelerator: Any) -> None:
     """Every process's digest of its trainable weights (``training.jobs.record_rank``);
     sharded (FSDP2) weights are gathered whole first, in the same order on every process."""
     from training.jobs import record_rank
@@ -137,4 +137,4 @@ def record_trained_weights(model: Any, out: Path, world_size: int) -> None:
         if param.requires_grad:
             full = param.full_tensor() if hasattr(param, "full_tensor") else param
             named.append((name, full))
-    record_rank(out, named, world_size)
+    record_rank(out, named, accelerator)
