@@ -139,3 +139,21 @@ def check_fits(plan: Plan | None, problems: Problems) -> None:
         f"registered GPU worker, {biggest.name}, has {biggest.gpus} × "
         f"{biggest.memory_bytes / GB:.1f} GB. Try {plan.suggestion}",
     )
+
+
+def preview(
+    session: Session, kind: str, base_model: str, preset: str, config: dict[str, Any]
+) -> tuple[Plan | None, str | None]:
+    """The plan the start form shows, or why there is none yet."""
+    if kind not in JOB_KINDS:
+        return None, "choose a kind to see its memory plan"
+    try:
+        resolved = build_config(kind, preset=preset or None, overrides=config).to_dict()
+    except ConfigError as exc:
+        return None, f"{exc} (no memory plan)"
+    if not base_model.strip():
+        return None, "name a base model to see its memory plan"
+    found = plan_run(session, kind, base_model.strip(), resolved)
+    if found is None:
+        return None, f"no readable config.json for {base_model.strip()!r}: no memory plan"
+    return found, None
