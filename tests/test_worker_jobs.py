@@ -155,3 +155,38 @@ def test_a_sigkilled_worker_leaves_no_training_process_and_the_run_finishes_else
     assert "[requeue] worker A stopped heartbeating" in done.log_tail
     assert steps(world, run_id) == [1, 2, 3, 4, 5, 6]  # every step once
     assert training_processes(spec) == []
+
+
+def test_a_worker_registers_its_gpus_while_it_serves(world):
+    from training.devices import Device
+    from training.schema import workers
+
+    engine = world[0]
+    gpus = [Device(0, "NVIDIA H100", 80 * 10**9), Device(1, "NVIDIA H100", 80 * 10**9)]
+    seen: list = []
+    w = worker(world, "gpu-box")
+    w.devices, w.processes = gpus, 2
+    original = w.next_run
+
+    def look_then_claim():
+        with engine.connect() as conn:
+            seen.extend(conn.execute(workers.select()).mappings().all())
+        return original()
+
+    w.next_run = look_then_claim
+    assert w.run_forever(once=True) == 0  # nothing queued
+    [row] = seen
+    assert (row["name"], row["processes"], len(row["devices"])) == ("gpu-box", 2, 2)
+    assert row["devices"][1] == {"index": 1, "name": "NVIDIA H100", "memory_bytes": 80 * 10**9}
+    with engine.connect() as conn:  # a clean stop removes the row
+        assert conn.execute(workers.select()).all() == []
+
+
+def test_nvidia_smi_rows_narrowed_to_the_visible_devices():
+    from training.devices import narrow, parse_nvidia_smi
+
+    found = parse_nvidia_smi("0, NVIDIA A100-SXM4-80GB, 81920\n1, NVIDIA A100-SXM4-80GB, 81920\n")
+    assert [d.memory_bytes for d in found] == [81920 * 1024**2] * 2
+    assert [d.index for d in narrow(found, "1")] == [1]
+    assert narrow(found, None) == found and narrow(found, "") == []
+    assert [d.index for d in narrow(found, "1,7,0")] == [1]  # CUDA stops at an invalid id

@@ -118,6 +118,14 @@ def generate_command(
         bool,
         typer.Option("--mix-base", help="also sample n from the base model, shuffled together"),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="transformers (default) or vllm (the vllm extra, a CUDA GPU; LoRA through "
+            "vLLM's LoRA support)",
+        ),
+    ] = None,
     prompt_format: Annotated[
         str | None,
         typer.Option(
@@ -138,6 +146,7 @@ def generate_command(
         "temperature": temperature,
         "mix_base": mix_base,
         "prompt_format": prompt_format,
+        "engine": engine,
     }
     try:
         config = build_config(

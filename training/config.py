@@ -85,6 +85,7 @@ class _TrainerFields(_LoraFields):
     weight_decay: float = 0.0
     lr_scheduler_type: Literal["linear", "cosine", "constant"] = "linear"
     gradient_checkpointing: bool = False
+    load_in_4bit: bool = False  # QLoRA: NF4 base weights (the quant extra, bitsandbytes, CUDA)
 
     def _validate(self) -> None:
         super()._validate()
@@ -131,7 +132,7 @@ class RewardRunConfig(_TrainerFields):
 
 def _validate_selection(config: RewardRunConfig) -> None:
     """full_finetune excludes the LoRA-only options; a dev split needs eval_steps."""
-    for name in ("lora_layers", "modules_to_save"):
+    for name in ("lora_layers", "modules_to_save", "load_in_4bit"):
         require(
             not (config.full_finetune and getattr(config, name)),
             name,
@@ -298,6 +299,7 @@ class GenerateRunConfig(Validated):
     seed: int = 0
     precision: Precision = "auto"
     prompt_format: PromptFormat = "auto"
+    engine: Literal["transformers", "vllm"] = "transformers"  # vllm: the vllm extra, CUDA
 
     def _validate(self) -> None:
         for name in ("n", "max_new_tokens", "batch_size"):

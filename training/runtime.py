@@ -104,6 +104,36 @@ def require_launch(config: Any) -> None:
         )
 
 
+def weight_options(dtype: Any, load_in_4bit: bool = False) -> dict[str, Any]:
+    """``from_pretrained`` options of the base weights: the dtype, or 4-bit NF4 (bitsandbytes,
+    CUDA) on this process's GPU with that dtype for the compute."""
+    if not load_in_4bit:
+        return {"dtype": dtype}
+    import os
+
+    import torch
+
+    from training.config_base import ConfigError
+
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise ConfigError(
+            "load_in_4bit", "load_in_4bit needs bitsandbytes: pip install 'prefloop[quant]'"
+        ) from exc
+    if not torch.cuda.is_available():
+        raise ConfigError("load_in_4bit", "load_in_4bit needs a CUDA GPU (bitsandbytes)")
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+    device = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return {"dtype": dtype, "quantization_config": quantization, "device_map": device}
+
+
 def library_versions() -> dict[str, str]:
     versions = {}
     for name in ("torch", "transformers", "trl", "peft", "accelerate"):
