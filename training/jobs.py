@@ -6,7 +6,7 @@ Files of a job in the run folder ``DATA_DIR/runs/<id>/``::
 
     job.json        what to run: kind, model, out, config and the kind's inputs (paths)
     train.log       stdout and stderr of every process (the worker streams its tail)
-    result.json     written by rank 0 when ``training.run`` returned
+    result.json     written by rank 0 when ``training.run`` returned (with its peak GPU memory)
     error.json      the first error raised by any process (type, message, out of memory?)
     ranks/<N>.json  every process's digest of its trained adapter weights, world size, backend
 
@@ -154,9 +154,18 @@ def run_job(spec_path: Path) -> int:
             "artifact": str(result.artifact),
             "metrics": result.metrics,
             "steps": result.steps,
+            "peak_gpu_memory_bytes": _peak_gpu_memory(),
         }
         (out / RESULT_FILE).write_text(json.dumps(payload) + "\n", encoding="utf-8")
     return 0
+
+
+def _peak_gpu_memory() -> int | None:
+    """``torch.cuda.max_memory_allocated`` of this process (None without CUDA): what the
+    memory plan (``training.memory``) estimates."""
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
 
 
 def record_rank(out: Path, named_tensors: list[tuple[str, Any]], accelerator: Any) -> None:
