@@ -174,8 +174,8 @@ def test_follower_returns_only_complete_lines(tmp_path):
     path.write_text('{"step": 1}\n{"st')
     assert follower.lines() == ['{"step": 1}']
     with path.open("a") as handle:
-        handle.write('ep": 2}\n')
-    assert follower.lines() == ['{"step": 2}']
+        handle.write('ep": 2}\nLoading:  10%\rLoading: 100%\r\n')
+    assert follower.lines() == ['{"step": 2}', "Loading: 100%"]
 
 
 @pytest.mark.parametrize(

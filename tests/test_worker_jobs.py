@@ -130,7 +130,8 @@ def test_cancel_stops_both_processes(world):
     assert training_processes(spec) == []
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow  # ~1 min idle, 3 under load; tests/test_launch.py checks the mechanism fast
+@pytest.mark.timeout(400)
 def test_a_sigkilled_worker_leaves_no_training_process_and_the_run_finishes_elsewhere(
     world, tmp_path
 ):

@@ -1,12 +1,17 @@
-"""The GPUs a worker may use, found without importing torch (so the worker process never
-creates a CUDA context): ``nvidia-smi``'s list, narrowed to ``CUDA_VISIBLE_DEVICES``."""
+"""The GPUs a worker may use, found without importing torch in the worker (so it never holds a
+CUDA context): ``nvidia-smi``'s list narrowed to ``CUDA_VISIBLE_DEVICES``, or, where there is
+no ``nvidia-smi``, what torch sees in a short-lived subprocess."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 MIB = 1024**2
 
@@ -53,11 +58,34 @@ def narrow(devices: list[Device], visible: str | None) -> list[Device]:
     return chosen
 
 
+TORCH_QUERY = (
+    "import json, torch\n"
+    "n = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
+    "p = [torch.cuda.get_device_properties(i) for i in range(n)]\n"
+    "print(json.dumps([[i, x.name, x.total_memory] for i, x in enumerate(p)]))"
+)
+
+
+def _torch_gpus() -> list[Device]:
+    """The GPUs torch sees (already narrowed by ``CUDA_VISIBLE_DEVICES``), asked in a child
+    process; empty without torch."""
+    driver = any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/dxg"))
+    if not driver or importlib.util.find_spec("torch") is None:
+        return []
+    query = [sys.executable, "-c", TORCH_QUERY]
+    try:
+        done = subprocess.run(query, capture_output=True, text=True, timeout=120, check=True)
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return []
+    return [Device(int(i), str(name), int(memory)) for i, name, memory in rows]
+
+
 def visible_gpus() -> list[Device]:
     """The GPUs this process may use; empty on a machine without NVIDIA GPUs."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return []
+        return _torch_gpus()
     query = [smi, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
     try:
         text = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout

@@ -197,7 +197,10 @@ class Follower:
         self.offset += len(chunk)
         data = self.partial + chunk
         *complete, self.partial = data.split(b"\n")
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in complete]
+        # a progress bar redraws its line with carriage returns: keep what it shows last
+        return [
+            line.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1] for line in complete
+        ]
 
 
 def _guard(argv: list[str]) -> None:
