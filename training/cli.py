@@ -119,12 +119,7 @@ def generate_command(
         typer.Option("--mix-base", help="also sample n from the base model, shuffled together"),
     ] = False,
     engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="transformers (default) or vllm (the vllm extra, a CUDA GPU; LoRA through "
-            "vLLM's LoRA support)",
-        ),
+        str | None, typer.Option("--engine", help="transformers (default) or vllm (CUDA)")
     ] = None,
     prompt_format: Annotated[
         str | None,

@@ -63,6 +63,7 @@ class _LoraFields(LaunchFields):
     prompt_format: PromptFormat = "auto"
 
     def _validate(self) -> None:
+        super()._validate()
         require(self.lora_r >= 1, "lora_r", "must be >= 1")
         require(self.lora_alpha >= 1, "lora_alpha", "must be >= 1")
         require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
@@ -228,6 +229,7 @@ class PPORunConfig(_LoraFields):
     logging_steps: int = 1
     sample_every: int = 10  # log a few sample completions every N steps (0: never)
     num_samples: int = 2
+    ONLY_DDP = "for PPO (its loop all-reduces gradients itself; no ZeRO/FSDP)"
 
     def _validate(self) -> None:
         super()._validate()
@@ -256,11 +258,6 @@ class PPORunConfig(_LoraFields):
             "must divide mini_batch_size",
         )
         require(self.learning_rate > 0, "learning_rate", "must be > 0")
-        require(
-            self.distributed == "ddp",
-            "distributed",
-            "must be 'ddp' for PPO (its loop all-reduces gradients itself; no ZeRO/FSDP)",
-        )
         require(self.temperature > 0, "temperature", "must be > 0")
         untruncated = "(PPO samples from the full softmax its log-probs are computed on)"
         require(self.top_p == 1.0, "top_p", f"must be 1.0 {untruncated}")

@@ -7,7 +7,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 
 class ConfigError(ValueError):
@@ -83,9 +83,13 @@ class LaunchFields(Validated):
 
     distributed: Distributed = "ddp"
     num_processes: int | None = None
+    ONLY_DDP: ClassVar[str | None] = None
+    """Set by a kind that runs with ddp only: why (the end of the refusal)."""
 
     def _validate(self) -> None:
         super()._validate()
         require(
             self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1"
         )
+        only = self.ONLY_DDP
+        require(only is None or self.distributed == "ddp", "distributed", f"must be 'ddp' {only}")

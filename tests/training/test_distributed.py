@@ -104,3 +104,5 @@ def test_ppo_takes_ddp_only():
     with pytest.raises(ConfigError, match="must be 'ddp' for PPO"):
         training.build_config("ppo", overrides={"distributed": "fsdp"})
     assert training.build_config("dpo", overrides={"distributed": "zero3"}).distributed == "zero3"
+    with pytest.raises(ConfigError, match="num_processes must be >= 1"):
+        training.build_config("reward", overrides={"num_processes": 0})
