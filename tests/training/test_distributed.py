@@ -62,7 +62,8 @@ def launch(kind: str, model: Path, export: Path, out: Path, processes: int) -> N
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("kind", ["dpo", pytest.param("reward", marks=pytest.mark.slow)], ids=str)
+@pytest.mark.slow  # 30 s idle, 100 s under load (tests/test_worker_jobs.py checks the digests)
+@pytest.mark.parametrize("kind", ["dpo", "reward"])
 def test_two_ddp_processes_train_identical_adapters_on_one_process_curve(kind, inputs, tmp_path):
     model, export = inputs
     launch(kind, model, export, tmp_path / "two", processes=2)
