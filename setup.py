@@ -22,7 +22,11 @@ def mapped_folders() -> dict[str, str]:
 
 
 MAPPED = mapped_folders()
-DATA = [p for p in ["app.demo", *MAPPED] if Path(MAPPED.get(p, p.replace(".", "/"))).is_dir()]
+DATA = [
+    package
+    for package in ["app.demo", "training.accelerate", *MAPPED]
+    if Path(MAPPED.get(package, package.replace(".", "/"))).is_dir()
+]
 
 setup(
     packages=find_packages(include=["app*", "training*"]) + DATA,

@@ -4,15 +4,18 @@
 #    checks on the model-family fixtures) on CUDA with every run forced to bf16
 #    (bench/gpu_pytest_plugin.py; PREFLOOP_TEST_DEVICE=cuda fails at once without CUDA);
 # 2. reward, DPO and PPO steps with LoRA in bf16 on SmolLM2, tokens/s and peak GPU memory,
-#    and the same DPO steps through a plain TRL script for the ratio.
+#    and the same DPO steps through a plain TRL script for the ratio;
+# 3. runs as child jobs (bench/gpu_jobs.py): a DDP DPO run through the worker's launch path on
+#    two GPUs when there are two (else one), the memory plan against torch.cuda's
+#    max_memory_allocated (target +-25%), and generation tokens/s with and without vLLM.
 #
 #   bash bench/gpu_check.sh          # on the GPU machine, from the repo root (models/ carried)
 #   bash bench/gpu_check.sh --cpu    # CPU smoke of the same script path (tests in fp32: TRL
 #                                    # refuses bf16 without a GPU)
 #
 # GPU_CHECK_TESTS overrides the pytest selection (default: tests/training, slow ones on GPU only);
-# GPU_CHECK_TEST_TIMEOUT caps step 1 in seconds (default 360) so step 2 still fits;
-# GPU_CHECK_SMOKE=0 skips step 2.
+# GPU_CHECK_TEST_TIMEOUT caps step 1 in seconds (default 300) so steps 2 and 3 still fit in
+# one 10-minute call; GPU_CHECK_SMOKE=0 skips step 2, GPU_CHECK_JOBS=0 step 3.
 #
 # Uses the first Python that already has torch, transformers, trl and peft (PYTHON, then
 # .venv/bin/python, then python3); otherwise makes a venv in $TMPDIR (with system site
@@ -61,7 +64,7 @@ device=cuda dtype=bf16 selection=(tests/training -m "slow or not slow")
 if [ -n "${GPU_CHECK_TESTS:-}" ]; then eval "selection=($GPU_CHECK_TESTS)"; fi
 tests_rc=0
 PYTHONPATH="$PWD:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PREFLOOP_TEST_DEVICE=$device \
-  PREFLOOP_TEST_DTYPE=$dtype timeout "${GPU_CHECK_TEST_TIMEOUT:-360}" \
+  PREFLOOP_TEST_DTYPE=$dtype timeout "${GPU_CHECK_TEST_TIMEOUT:-300}" \
   "$py" -m pytest -p gpu_pytest_plugin -p no:cacheprovider --confcutdir tests/training -q \
   "${selection[@]}" || tests_rc=$?
 echo "training tests in $dtype on $device: exit $tests_rc"
@@ -72,5 +75,12 @@ if [ "${GPU_CHECK_SMOKE:-1}" != 0 ]; then
   PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$py" bench/train_smoke.py --model "$model" \
     "${mode[@]}" || smoke_rc=$?
 fi
-echo "gpu_check: tests exit $tests_rc, train_smoke exit $smoke_rc"
-[ "$tests_rc" -eq 0 ] && [ "$smoke_rc" -eq 0 ]
+
+# 3. runs as child jobs: worker-path DDP DPO, memory plan vs measured, generation engines
+jobs_rc=0
+if [ "${GPU_CHECK_JOBS:-1}" != 0 ]; then
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout 240 "$py" bench/gpu_jobs.py \
+    --model "$model" "${mode[@]}" || jobs_rc=$?
+fi
+echo "gpu_check: tests exit $tests_rc, train_smoke exit $smoke_rc, gpu_jobs exit $jobs_rc"
+[ "$tests_rc" -eq 0 ] && [ "$smoke_rc" -eq 0 ] && [ "$jobs_rc" -eq 0 ]

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine, UniqueConstraint, inspect
 from sqlalchemy.dialects import postgresql
 
-from app.db.models import RunMetric, TrainingRun
+from app.db.models import RegisteredWorker, RunMetric, TrainingRun
 from training import schema
 
-TABLES = [schema.training_runs, schema.run_metrics]
+TABLES = [schema.training_runs, schema.run_metrics, schema.workers]
 DIALECT = postgresql.dialect()
 
 
@@ -76,7 +76,11 @@ def test_check_constraints_allow_exactly_the_enums(inspector):
 
 def test_the_orm_maps_the_schema_tables():
     """One definition: the app's classes carry the very columns of ``training.schema``."""
-    for cls, table in ((TrainingRun, schema.training_runs), (RunMetric, schema.run_metrics)):
+    for cls, table in (
+        (TrainingRun, schema.training_runs),
+        (RunMetric, schema.run_metrics),
+        (RegisteredWorker, schema.workers),
+    ):
         mapped = cls.__table__
         assert [c.name for c in mapped.columns] == [c.name for c in table.columns]
         assert [_type(c.type) for c in mapped.columns] == [_type(c.type) for c in table.columns]

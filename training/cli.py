@@ -118,6 +118,9 @@ def generate_command(
         bool,
         typer.Option("--mix-base", help="also sample n from the base model, shuffled together"),
     ] = False,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="transformers (default) or vllm (CUDA)")
+    ] = None,
     prompt_format: Annotated[
         str | None,
         typer.Option(
@@ -138,6 +141,7 @@ def generate_command(
         "temperature": temperature,
         "mix_base": mix_base,
         "prompt_format": prompt_format,
+        "engine": engine,
     }
     try:
         config = build_config(
@@ -151,9 +155,21 @@ def generate_command(
     typer.echo(f"wrote {count} prompts to {out}")
 
 
+def job_command(
+    spec: Annotated[Path, typer.Argument(help="job.json written by the worker")],
+) -> None:
+    """One process of a worker's job (``accelerate launch -m training job SPEC``): the worker
+    writes the job file and reads the run folder back (``training.jobs``)."""
+    from training.jobs import run_job
+
+    raise typer.Exit(run_job(spec))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m training``: the train commands plus ``generate``."""
+    """``python -m training``: the train commands plus ``generate`` (and the worker's
+    ``job``)."""
     app = typer.Typer(help="Prefloop training (no database needed).", no_args_is_help=True)
     app.registered_commands.extend(train_app.registered_commands)
     app.command("generate")(generate_command)
+    app.command("job", hidden=True)(job_command)
     app(args=argv if argv is not None else sys.argv[1:], prog_name="python -m training")

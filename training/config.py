@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from training.config_base import ConfigError, Validated, require
+from training.config_base import ConfigError, LaunchFields, Validated, require
 from training.presets import PRESETS
 from training.schema import RunKind
 
@@ -30,18 +30,8 @@ Precision = Literal["auto", "fp32", "bf16"]
 # chat: always (a template-less tokenizer gets "user: ...\nassistant: "); raw: text as it is
 PromptFormat = Literal["auto", "chat", "raw"]
 DPO_LOSS_TYPES = (
-    "sigmoid",
-    "hinge",
-    "ipo",
-    "robust",
-    "bco_pair",
-    "sppo_hard",
-    "apo_zero",
-    "apo_down",
-    "sigmoid_norm",
-    "exo_pair",
-    "nca_pair",
-    "discopop",
+    *("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down"),
+    *("sigmoid_norm", "exo_pair", "nca_pair", "discopop"),
 )
 DPO_SMOOTHED_LOSSES = ("robust", "exo_pair")  # the only ones of DPO_LOSS_TYPES TRL 1.16 smooths
 
@@ -52,8 +42,8 @@ def _targets_lm_head(targets: str | list[str]) -> bool:
 
 
 @dataclass
-class _LoraFields(Validated):
-    """LoRA adapter and numeric precision shared by every trainable kind."""
+class _LoraFields(LaunchFields):
+    """LoRA adapter, numeric precision and launch shared by every trainable kind."""
 
     seed: int = 42
     lora_r: int = 16
@@ -64,6 +54,7 @@ class _LoraFields(Validated):
     prompt_format: PromptFormat = "auto"
 
     def _validate(self) -> None:
+        super()._validate()
         require(self.lora_r >= 1, "lora_r", "must be >= 1")
         require(self.lora_alpha >= 1, "lora_alpha", "must be >= 1")
         require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
@@ -86,6 +77,7 @@ class _TrainerFields(_LoraFields):
     weight_decay: float = 0.0
     lr_scheduler_type: Literal["linear", "cosine", "constant"] = "linear"
     gradient_checkpointing: bool = False
+    load_in_4bit: bool = False  # QLoRA: NF4 base weights (the quant extra, bitsandbytes, CUDA)
 
     def _validate(self) -> None:
         super()._validate()
@@ -132,7 +124,7 @@ class RewardRunConfig(_TrainerFields):
 
 def _validate_selection(config: RewardRunConfig) -> None:
     """full_finetune excludes the LoRA-only options; a dev split needs eval_steps."""
-    for name in ("lora_layers", "modules_to_save"):
+    for name in ("lora_layers", "modules_to_save", "load_in_4bit"):
         require(
             not (config.full_finetune and getattr(config, name)),
             name,
@@ -228,6 +220,7 @@ class PPORunConfig(_LoraFields):
     logging_steps: int = 1
     sample_every: int = 10  # log a few sample completions every N steps (0: never)
     num_samples: int = 2
+    ONLY_DDP = "for PPO (its loop all-reduces gradients itself; no ZeRO/FSDP)"
 
     def _validate(self) -> None:
         super()._validate()
@@ -294,6 +287,7 @@ class GenerateRunConfig(Validated):
     seed: int = 0
     precision: Precision = "auto"
     prompt_format: PromptFormat = "auto"
+    engine: Literal["transformers", "vllm"] = "transformers"  # vllm: the vllm extra, CUDA
 
     def _validate(self) -> None:
         for name in ("n", "max_new_tokens", "batch_size"):

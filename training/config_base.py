@@ -7,7 +7,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 
 class ConfigError(ValueError):
@@ -70,3 +70,26 @@ class Validated:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+Distributed = Literal["ddp", "zero2", "zero3", "fsdp"]
+"""How a run spreads over processes; each has an accelerate config in training/accelerate/."""
+
+
+@dataclass
+class LaunchFields(Validated):
+    """How the worker launches a trainable run: the strategy and at most how many processes
+    (default: one per GPU of the worker)."""
+
+    distributed: Distributed = "ddp"
+    num_processes: int | None = None
+    ONLY_DDP: ClassVar[str | None] = None
+    """Set by a kind that runs with ddp only: why (the end of the refusal)."""
+
+    def _validate(self) -> None:
+        super()._validate()
+        require(
+            self.num_processes is None or self.num_processes >= 1, "num_processes", "must be >= 1"
+        )
+        only = self.ONLY_DDP
+        require(only is None or self.distributed == "ddp", "distributed", f"must be 'ddp' {only}")

@@ -39,14 +39,16 @@ def dpo_examples(
     return examples
 
 
-def load_policy(model_name: str, dtype: Any) -> tuple[Any, Any]:
+def load_policy(model_name: str, dtype: Any, load_in_4bit: bool = False) -> tuple[Any, Any]:
     """(causal LM, tokenizer with a pad token: EOS when it has none)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.runtime import weight_options
 
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_name, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_name, **weight_options(dtype, load_in_4bit))
     return model, tokenizer
 
 
@@ -94,7 +96,7 @@ def train_dpo(
     from training.trl_common import RecorderBridge, fit_and_save, start_run
 
     export, dtype, use_bf16, recorder = start_run("dpo", data, model, out, config, callbacks)
-    policy, tokenizer = load_policy(model, dtype)
+    policy, tokenizer = load_policy(model, dtype, config.load_in_4bit)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(policy, tokenizer, export.rows, config, Path(out), use_bf16, [bridge])
     aliases = {"eval_rewards/accuracies": "eval_accuracy", "eval_rewards/margins": "eval_margin"}

@@ -50,6 +50,8 @@ class Sampler:
     tokenizer: Any
     base_name: str
     adapter_name: str | None  # "<base>+<adapter>" when an adapter is loaded
+    vllm: Any = None  # engine 'vllm': a training.generate_vllm.VLLMEngine (model is None)
+    calls: int = 0  # sampling calls so far (vLLM: a fresh seed for each, resamples included)
 
 
 def resolve_adapter(path: Path) -> Path:
@@ -72,14 +74,21 @@ def load_sampler(model: str, adapter: Path | None, config: GenerateRunConfig) ->
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    network = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
     name = None
+    if adapter_dir is not None:
+        label = adapter_dir.parent.name if adapter_dir.name == ADAPTER_DIR else adapter_dir.name
+        name = f"{model}+{label}"
+    if config.engine == "vllm":
+        from training.generate_vllm import load_vllm
+
+        return Sampler(
+            None, tokenizer, model, name, load_vllm(model, adapter_dir, tokenizer, config)
+        )
+    network = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
     if adapter_dir is not None:
         from peft import PeftModel
 
         network = PeftModel.from_pretrained(network, adapter_dir)
-        label = adapter_dir.parent.name if adapter_dir.name == ADAPTER_DIR else adapter_dir.name
-        name = f"{model}+{label}"
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -97,6 +106,7 @@ def sampling_settings(config: GenerateRunConfig) -> dict[str, Any]:
         "seed": config.seed,
         "mix_base": config.mix_base,
         "prompt_format": config.prompt_format,
+        "engine": config.engine,
     }
 
 
@@ -112,6 +122,12 @@ def _sample_texts(
     from training.chat import base_of, own_generation_defaults, sampling_config, stop_token_ids
     from training.ppo_rollout import stop_mask
 
+    sampler.calls += 1
+    if sampler.vllm is not None:
+        from training.generate_vllm import sample_vllm
+
+        seed = config.seed + sampler.calls
+        return sample_vllm(sampler.vllm, sampler.tokenizer, prompts, config, use_adapter, seed)
     tok = sampler.tokenizer
     batch = encode_prompts(tok, prompts, None, sampler.model.device, config.prompt_format)
     stops = stop_token_ids(tok, base_of(sampler.model).generation_config)

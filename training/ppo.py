@@ -277,6 +277,9 @@ def train_ppo(
             samples = samples[: config.num_samples]
         if recorder.log(step, metrics, samples):
             raise Cancelled(f"run stopped at step {step} on request")
+    from training.trl_common import record_trained_weights
+
+    record_trained_weights(setup.model, out, setup.accelerator)
     artifact = recorder.adapter_dir
     if recorder.main:
         artifact = setup.model.save(out, setup.tokenizer)

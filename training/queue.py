@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from training.schema import LOG_TAIL_CHARS, RunKind, RunStatus, run_metrics, training_runs
+from training.schema import (
+    LOG_TAIL_CHARS,
+    RunKind,
+    RunStatus,
+    run_metrics,
+    training_runs,
+    workers,
+)
 
 log = logging.getLogger("training.queue")
 
@@ -186,3 +194,31 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
+
+
+def register_worker(
+    engine: sa.Engine,
+    name: str,
+    devices: list[dict[str, Any]],
+    processes: int,
+    kinds: Sequence[str],
+) -> None:
+    """Write (or replace) this worker's row of ``workers``: its GPUs, processes and kinds."""
+    values = {"devices": devices, "processes": processes, "kinds": [str(k) for k in kinds]}
+    stmt = pg_insert(workers).values(name=name, **values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"],
+        set_={**values, "started_at": sa.func.now(), "seen_at": sa.func.now()},
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def touch_worker(conn: sa.Connection, name: str) -> None:
+    """Say this worker is alive (``seen_at``), in the caller's transaction."""
+    conn.execute(sa.update(workers).where(workers.c.name == name).values(seen_at=sa.func.now()))
+
+
+def unregister_worker(engine: sa.Engine, name: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(workers).where(workers.c.name == name))

@@ -42,14 +42,16 @@ def tokenize_pairs(
     return examples
 
 
-def load_backbone(model_name: str, dtype: Any) -> tuple[Any, Any]:
+def load_backbone(model_name: str, dtype: Any, load_in_4bit: bool = False) -> tuple[Any, Any]:
     """(sequence-classification model with one output, tokenizer with a distinct pad)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from training.runtime import weight_options
 
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     added = ensure_distinct_pad(tokenizer)
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_name, num_labels=1, dtype=dtype
+        model_name, num_labels=1, **weight_options(dtype, load_in_4bit)
     )
     if added:
         model.resize_token_embeddings(len(tokenizer))
@@ -152,7 +154,7 @@ def train_reward(
 
     export, dtype, use_bf16, recorder = start_run("reward", data, model, out, config, callbacks)
     set_seed(config.seed)  # the new score head's random init is part of the seeded run
-    backbone, tokenizer = load_backbone(model, dtype)
+    backbone, tokenizer = load_backbone(model, dtype, config.load_in_4bit)
     bridge = RecorderBridge(recorder)
     trainer = _build_trainer(backbone, tokenizer, export, config, Path(out), use_bf16, bridge)
     return fit_and_save(trainer, recorder, bridge)

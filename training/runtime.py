@@ -71,6 +71,71 @@ def resolve_precision(precision: str) -> tuple[Any, bool]:
     return (torch.bfloat16 if use_bf16 else torch.float32), use_bf16
 
 
+LAUNCH_FLAGS = {
+    "zero2": "ACCELERATE_USE_DEEPSPEED",
+    "zero3": "ACCELERATE_USE_DEEPSPEED",
+    "fsdp": "ACCELERATE_USE_FSDP",
+}
+"""The variable ``accelerate launch`` sets for each strategy's config file."""
+
+
+def require_launch(config: Any) -> None:
+    """A ``distributed`` strategy other than ddp is applied by ``accelerate launch`` with its
+    config file (the worker does it); refuse a run started without it rather than ignore it."""
+    import os
+
+    from training.config_base import ConfigError
+
+    strategy = getattr(config, "distributed", "ddp")
+    flag = LAUNCH_FLAGS.get(strategy)
+    if flag is None:
+        return
+    if os.environ.get(flag, "").lower() != "true":
+        raise ConfigError(
+            "distributed",
+            f"distributed {strategy!r} needs `accelerate launch --config_file "
+            f"training/accelerate/{strategy}.yaml -m training ...` (a worker launches it so)",
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "distributed",
+            f"distributed {strategy!r} needs CUDA GPUs: accelerate runs FSDP and DeepSpeed "
+            "only on GPUs (on CPU it would silently train as plain ddp); use 'ddp'",
+        )
+
+
+def weight_options(dtype: Any, load_in_4bit: bool = False) -> dict[str, Any]:
+    """``from_pretrained`` options of the base weights: the dtype, or 4-bit NF4 (bitsandbytes,
+    CUDA) on this process's GPU with that dtype for the compute."""
+    if not load_in_4bit:
+        return {"dtype": dtype}
+    import os
+
+    import torch
+
+    from training.config_base import ConfigError
+
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise ConfigError(
+            "load_in_4bit", "load_in_4bit needs bitsandbytes: pip install 'prefloop[quant]'"
+        ) from exc
+    if not torch.cuda.is_available():
+        raise ConfigError("load_in_4bit", "load_in_4bit needs a CUDA GPU (bitsandbytes)")
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+    device = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return {"dtype": dtype, "quantization_config": quantization, "device_map": device}
+
+
 def library_versions() -> dict[str, str]:
     versions = {}
     for name in ("torch", "transformers", "trl", "peft", "accelerate"):
@@ -81,10 +146,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def is_main_process() -> bool:
-    from accelerate import PartialState
+RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
 
-    return PartialState().is_main_process
+
+def is_main_process() -> bool:
+    """Rank 0 of a launched job (torchrun or MPI set the rank), or a single process. Read from
+    the environment: accelerate's ``PartialState()`` made before the Trainer would not know
+    that CPU processes are distributed (gloo) and call every process the main one."""
+    import os
+
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, "").strip().isdigit():
+            return int(os.environ[name]) == 0
+    return True
 
 
 def any_process(flag: bool) -> bool:

@@ -157,3 +157,21 @@ run_metrics = sa.Table(
 )
 """The values one run logged at one step; (run, step) is unique so a retried attempt
 overwrites rather than duplicates."""
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(WORKER_CHARS), primary_key=True),
+    _required("devices", JSON_TYPE),
+    _required("processes", sa.Integer),
+    _required("kinds", JSON_TYPE),
+    _required("started_at", _TS, server_default=sa.func.now()),
+    _required("seen_at", _TS, server_default=sa.func.now()),
+)
+"""The workers that said they serve runs: their GPUs (``[{"index", "name", "memory_bytes"}]``,
+empty on a CPU worker), the processes a run gets and the kinds served. A worker writes its row
+when it starts, bumps ``seen_at`` while it lives and deletes the row when it stops cleanly; the
+app plans runs against the GPU workers seen within ``WORKER_SEEN_HOURS``."""
+
+WORKER_SEEN_HOURS = 24
+"""A worker row older than this (a worker that was killed) no longer counts for planning."""

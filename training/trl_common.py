@@ -94,8 +94,9 @@ def start_run(
 ) -> tuple[Any, Any, bool, RunRecorder]:
     """The shared start of a TRL run: the export, the precision and the run's recorder."""
     from training.data import load_export
-    from training.runtime import resolve_precision
+    from training.runtime import require_launch, resolve_precision
 
+    require_launch(config)
     export = load_export(data)
     dtype, use_bf16 = resolve_precision(config.precision)
     recorder = RunRecorder(
@@ -118,8 +119,22 @@ def fit_and_save(
     """Train (or stop on cancel), evaluate on the held-out split, save the adapter (and
     tokenizer, and a reward model's score head) and finish the run folder."""
     train_or_cancel(trainer, bridge)
+    record_trained_weights(trainer.model, recorder.out, trainer.accelerator)
     final = {"train_loss": recorder.last_metrics.get("train_loss", float("nan"))}
     if trainer.eval_dataset is not None:
         final.update(prefixed(trainer.evaluate(), eval_aliases))  # also logged by the bridge
     trainer.save_model(str(recorder.adapter_dir))
     return recorder.finish(final, trainer.state.global_step)
+
+
+def record_trained_weights(model: Any, out: Path, accelerator: Any) -> None:
+    """Every process's digest of its trainable weights (``training.jobs.record_rank``);
+    sharded (FSDP2) weights are gathered whole first, in the same order on every process."""
+    from training.jobs import record_rank
+
+    named = []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            full = param.full_tensor() if hasattr(param, "full_tensor") else param
+            named.append((name, full))
+    record_rank(out, named, accelerator)

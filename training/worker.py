@@ -10,11 +10,17 @@ folder, see ``RunPaths``). This module never imports the web app: it uses the tw
 2. **lease** — a thread bumps ``heartbeat_at`` every ``heartbeat_seconds`` and saves the log
    tail. Every write is conditional on still owning the attempt (id, worker, attempt, running),
    so a worker that lost its lease never overwrites the attempt that replaced it.
-3. **run** — ``training.run`` with callbacks that upsert each logging step into ``run_metrics``
-   (unique ``(run_id, step)``; two logs at one step are merged) and stop the run at the next
-   logging step once a cancel is requested, the lease is lost or the worker is stopping.
-4. **finish** — ``succeeded`` (``artifact_uri`` = the run folder), ``failed`` (error + log
-   tail), ``cancelled``, or ``queued`` again when the worker itself stops (SIGTERM/SIGINT).
+3. **run** — the run is a child job (``training.launch``): ``accelerate launch`` of
+   ``python -m training job`` with one process per GPU (the run's ``num_processes`` when
+   smaller; ``--processes`` on a CPU worker, gloo backend), started as its own process group
+   that dies with the worker. Rank 0 writes ``metrics.jsonl`` and ``samples.jsonl``; the worker
+   follows them and upserts each logging step into ``run_metrics`` (unique ``(run_id, step)``;
+   two logs at one step are merged), streams ``train.log`` into the log tail, and stops the
+   group (SIGTERM, SIGKILL after ``grace_seconds``) once a cancel is requested, the lease is
+   lost or the worker is stopping.
+4. **finish** — ``succeeded`` (``artifact_uri`` = the run folder), ``failed`` (the error a
+   process raised, "out of GPU memory" said plainly, and the last lines of the log),
+   ``cancelled``, or ``queued`` again when the worker itself stops (SIGTERM/SIGINT).
 
 Any worker re-queues a running run whose heartbeat is older than ``stale_seconds`` — or fails it
 once ``attempts >= max_attempts``, or cancels it when a cancel was requested.
@@ -22,191 +28,45 @@ once ``attempts >= max_attempts``, or cancels it when a cancel was requested.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
-import traceback
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
+from training.devices import Device, visible_gpus
+from training.jobs import (
+    LOG_FILE,
+    failure_message,
+    process_count,
+    read_ranks,
+    read_result,
+    write_job,
+)
+from training.launch import ChildJob, Follower, launch_argv, launch_env
+from training.lease import Lease, LogTail
 from training.queue import (
     INPUTS_DIR,
     ClaimedRun,
     RunPaths,
     claim,
-    json_safe,
-    owned_attempt,
+    register_worker,
     requeue_stale,
+    touch_worker,
+    unregister_worker,
 )
-from training.runtime import Callbacks
-from training.schema import (
-    ERROR_CHARS,
-    JSON_TYPE,
-    LOG_TAIL_LINES,
-    TRANSITIONS,
-    RunKind,
-    RunStatus,
-    run_metrics,
-    training_runs,
-)
+from training.runtime import METRICS_FILE, SAMPLES_FILE
+from training.schema import RunKind, RunStatus
+
+__all__ = ["Lease", "LogTail", "Worker"]
 
 log = logging.getLogger("training.worker")
-
-
-class LogTail(logging.Handler):
-    """The last lines logged (root and transformers loggers) while a run executes, after the
-    lines of earlier attempts."""
-
-    def __init__(self, earlier: str = "") -> None:
-        super().__init__(logging.INFO)
-        self.lines: deque[str] = deque(earlier.splitlines(), maxlen=LOG_TAIL_LINES)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record))
-        except Exception:  # noqa: BLE001 — a log line must never break a run
-            self.handleError(record)
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    @contextmanager
-    def attached(self) -> Iterator[LogTail]:
-        loggers = [logging.getLogger(), logging.getLogger("transformers")]
-        for logger in loggers:
-            logger.addHandler(self)
-        try:
-            yield self
-        finally:
-            for logger in loggers:
-                logger.removeHandler(self)
-
-
-class Lease(Callbacks):
-    """Ownership of one attempt: the heartbeat thread, every conditional write, and the
-    ``training.Callbacks`` of the run (metrics to the database, cancel from it)."""
-
-    def __init__(
-        self,
-        engine: sa.Engine,
-        run: ClaimedRun,
-        heartbeat_seconds: float,
-        stopping: threading.Event,
-        tail: LogTail,
-    ) -> None:
-        self.engine, self.run, self.tail = engine, run, tail
-        self.heartbeat_seconds = heartbeat_seconds
-        self.stopping = stopping
-        self.lost = False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.id}", daemon=True)
-
-    def __enter__(self) -> Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.heartbeat_seconds):
-            try:
-                self.heartbeat()
-            except OperationalError as exc:  # the database is away; the next beat retries
-                log.warning("heartbeat of run %s failed: %s", self.run.id, exc)
-
-    def heartbeat(self) -> None:
-        stmt = (
-            sa.update(training_runs)
-            .where(owned_attempt(self.run))
-            .values(heartbeat_at=sa.func.now(), log_tail=self.tail.text())
-            .returning(training_runs.c.id)
-        )
-        with self.engine.begin() as conn:
-            if conn.execute(stmt).first() is None:
-                self.lost = True
-
-    def cancel_requested(self) -> bool:
-        """True once the run is cancelled, no longer ours, or the worker is stopping."""
-        if self.stopping.is_set() or self.lost:
-            return True
-        c = training_runs.c
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(c.cancel_requested).where(owned_attempt(self.run))).first()
-        if row is None:
-            self.lost = True
-            return True
-        return bool(row.cancel_requested)
-
-    def record(self, step: int, values: dict[str, float], samples: list[dict] | None) -> None:
-        """Upsert one logging step (merging values logged twice at the same step)."""
-        owned = sa.exists().where(owned_attempt(self.run))
-        source = sa.select(
-            sa.literal(self.run.id, sa.BigInteger),
-            sa.literal(step, sa.Integer),
-            sa.literal(json_safe(values), JSON_TYPE),
-            sa.literal(json_safe(samples), JSON_TYPE),
-        ).where(owned)
-        stmt = pg_insert(run_metrics).from_select(["run_id", "step", "values", "samples"], source)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id", "step"],
-            set_={
-                "values": run_metrics.c["values"].op("||")(stmt.excluded["values"]),
-                "samples": sa.func.coalesce(stmt.excluded.samples, run_metrics.c.samples),
-            },
-        )
-        with self.engine.begin() as conn:
-            conn.execute(stmt)
-
-    def on_log(self, step: int, metrics: dict[str, float], samples: list[dict] | None) -> None:
-        self.tail.add(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-        try:
-            self.record(step, metrics, samples)
-        except OperationalError as exc:  # losing one step of metrics must not kill the run
-            log.warning("could not store metrics of run %s step %s: %s", self.run.id, step, exc)
-
-    def should_stop(self) -> bool:
-        try:
-            return self.cancel_requested()
-        except OperationalError:
-            return self.stopping.is_set()
-
-    def finish(
-        self, status: str, *, error: str | None = None, artifact_uri: str | None = None
-    ) -> bool:
-        """Close the attempt; False when the lease was already lost (nothing is written)."""
-        status = RunStatus(status)
-        if status not in TRANSITIONS[RunStatus.running]:
-            raise ValueError(f"a running run cannot become {status.value!r}")
-        values: dict[str, Any] = {
-            "status": status.value,
-            "log_tail": self.tail.text(),
-            "error": error[-ERROR_CHARS:] if error else None,
-        }
-        if status == RunStatus.queued:
-            values.update(worker=None, heartbeat_at=None, started_at=None)
-        else:
-            values.update(finished_at=sa.func.now(), artifact_uri=artifact_uri)
-        stmt = (
-            sa.update(training_runs)
-            .where(owned_attempt(self.run))
-            .values(**values)
-            .returning(training_runs.c.id)
-        )
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).first() is not None
 
 
 def _clear_outputs(out: Path) -> None:
@@ -223,14 +83,19 @@ def _clear_outputs(out: Path) -> None:
 
 
 OnSuccess = Callable[[ClaimedRun, Any], None]
+CHECK_SECONDS = 1.0
+"""How often a running job's cancel flag is read from the database."""
 
 
 class Worker:
-    """Claims and runs training runs until stopped (or once, with ``once=True``).
+    """Claims runs and runs each as a child job until stopped (or once, with ``once=True``).
 
-    ``on_success(run, result)`` runs after ``training.run`` returns and before the run is marked
-    succeeded; if it raises, the run fails with that error (the app uses it to turn a generate
-    run's output into a labeling project, see ``app.services.runs.next_round``).
+    ``devices`` are the GPUs the worker uses (default: those ``nvidia-smi`` shows within
+    ``CUDA_VISIBLE_DEVICES``); ``processes`` is how many processes a run gets (default: one
+    per GPU, one on a CPU worker). ``on_success(run, result)`` runs after the job succeeded and
+    before the run is marked succeeded; if it raises, the run fails with that error (the app
+    uses it to turn a generate run's output into a labeling project, see
+    ``app.services.runs.next_round``).
     """
 
     def __init__(
@@ -244,24 +109,53 @@ class Worker:
         poll_seconds: float = 5.0,
         kinds: Sequence[str] = tuple(RunKind),
         on_success: OnSuccess | None = None,
+        devices: Sequence[Device] | None = None,
+        processes: int | None = None,
+        grace_seconds: float = 10.0,
     ) -> None:
         unknown = sorted(set(kinds) - set(RunKind))
         if unknown or not kinds:
             choices = [k.value for k in RunKind]
             raise ValueError(f"kinds must be some of {choices}, got {list(kinds)}")
+        if processes is not None and processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes}")
         self.engine, self.name, self.paths = engine, name, RunPaths(Path(data_dir))
         self.heartbeat_seconds, self.stale_seconds = heartbeat_seconds, stale_seconds
         self.poll_seconds, self.kinds, self.on_success = poll_seconds, tuple(kinds), on_success
+        self.devices = list(visible_gpus() if devices is None else devices)
+        self.processes = processes or max(1, len(self.devices))
+        self.grace_seconds = grace_seconds
         self.stopping = threading.Event()
 
+    @property
+    def cuda(self) -> bool:
+        return bool(self.devices)
+
     def stop(self) -> None:
-        """Ask the worker to stop: the current run stops at its next logging step and is
+        """Ask the worker to stop: the current run's processes are stopped and the run is
         queued again; no new run is claimed."""
         self.stopping.set()
 
     def run_forever(self, once: bool = False) -> int:
         """Serve runs until stopped; with ``once``, at most one run (none queued: return at
         once). Returns how many runs this call executed."""
+        self._register()
+        try:
+            return self._serve(once)
+        finally:
+            try:
+                unregister_worker(self.engine, self.name)
+            except OperationalError as exc:
+                log.warning("could not unregister worker %s: %s", self.name, exc)
+
+    def _register(self) -> None:
+        devices = [d.to_dict() for d in self.devices]
+        try:
+            register_worker(self.engine, self.name, devices, self.processes, self.kinds)
+        except OperationalError as exc:
+            log.warning("could not register worker %s (will run anyway): %s", self.name, exc)
+
+    def _serve(self, once: bool) -> int:
         executed = 0
         while not self.stopping.is_set():
             run = self.next_run()
@@ -282,6 +176,8 @@ class Worker:
     def next_run(self) -> ClaimedRun | None:
         """Re-queue stale runs, then claim the oldest queued one this worker serves."""
         try:
+            with self.engine.begin() as conn:
+                touch_worker(conn, self.name)
             for run_id, status in requeue_stale(self.engine, self.stale_seconds):
                 log.warning("run %s had a stale heartbeat: now %s", run_id, status)
             return claim(self.engine, self.name, self.kinds)
@@ -294,15 +190,16 @@ class Worker:
         another worker had taken the run over)."""
         log.info("worker %s runs %s run %s (attempt %s)", self.name, run.kind, run.id, run.attempt)
         tail = LogTail(run.log_tail)
-        with (
-            tail.attached(),
-            Lease(self.engine, run, self.heartbeat_seconds, self.stopping, tail) as lease,
-        ):
+        with Lease(self.engine, run, self.heartbeat_seconds, self.stopping, tail) as lease:
             tail.add(
                 f"[worker] {self.name} started attempt {run.attempt} of run {run.id} "
                 f"({run.kind}, base {run.base_model})"
             )
-            status, error = self._attempt(run, lease)
+            try:
+                status, error = self._attempt(run, lease)
+            except Exception as exc:  # noqa: BLE001 — the job could not even start
+                log.exception("run %s could not be launched", run.id)
+                status, error = RunStatus.failed, f"{type(exc).__name__}: {exc}"
             tail.add(f"[worker] attempt {run.attempt} ended: {status}")
             artifact = str(self.paths.run_dir(run.id)) if status == RunStatus.succeeded else None
             if not lease.finish(status, error=error, artifact_uri=artifact):
@@ -313,40 +210,92 @@ class Worker:
         return status.value
 
     def _attempt(self, run: ClaimedRun, lease: Lease) -> tuple[RunStatus, str | None]:
-        from training import Cancelled
-
+        """Launch the job, follow it to its end, and say how it ended."""
+        out = self.paths.run_dir(run.id)
+        _clear_outputs(out)
+        processes = process_count(run, self.processes)
+        strategy = str(run.config.get("distributed") or "ddp")
+        argv = launch_argv(write_job(self.paths, run), processes, strategy, self.cuda)
+        job = ChildJob(argv, launch_env(self.cuda), out / LOG_FILE)
+        where = f"{len(self.devices)} GPU(s)" if self.cuda else "CPU (gloo)"
+        lease.tail.add(f"[worker] launching {processes} process(es) on {where}, {strategy}")
+        job.start()
         try:
-            result = self._train(run, lease)
+            code, stopped = _Follow(job, lease, out).until_done(self.stopping, self.grace_seconds)
+        finally:
+            job.reap()
+        if stopped:
+            return (RunStatus.queued if self.stopping.is_set() else RunStatus.cancelled), None
+        if code != 0:
+            error = failure_message(out, code, list(lease.tail.lines))
+            log.error("run %s failed: %s", run.id, error.splitlines()[0])
+            return RunStatus.failed, error
+        return self._succeeded(run, lease, out)
+
+    def _succeeded(self, run: ClaimedRun, lease: Lease, out: Path) -> tuple[RunStatus, str | None]:
+        digests = {r["sha256"] for r in read_ranks(out)}
+        if len(digests) > 1:
+            return RunStatus.failed, "the processes ended with different adapter weights"
+        if digests:
+            count = len(read_ranks(out))
+            lease.tail.add(f"[worker] adapter identical on {count} process(es)")
+        try:
+            result = read_result(out)
             if self.on_success is not None:
                 self.on_success(run, result)
-        except Cancelled:
-            stopped = RunStatus.queued if self.stopping.is_set() else RunStatus.cancelled
-            return stopped, None
-        except Exception as exc:  # noqa: BLE001 — any error of a run is the run's failure
-            lease.tail.add(traceback.format_exc().rstrip())
-            log.error("run %s failed: %s", run.id, exc)
+        except Exception as exc:  # noqa: BLE001 — a failing hook fails the run
+            lease.tail.add(f"[worker] {type(exc).__name__}: {exc}")
             return RunStatus.failed, f"{type(exc).__name__}: {exc}"
         return RunStatus.succeeded, None
 
-    def _train(self, run: ClaimedRun, callbacks: Callbacks) -> Any:
-        import training
 
-        out = self.paths.run_dir(run.id)
-        _clear_outputs(out)
-        data = self.paths.export_dir(run.export_id) if run.export_id is not None else None
-        extra: dict[str, Any] = {}
-        if run.kind == RunKind.ppo and run.parent_run_id is not None:
-            extra["reward"] = self.paths.run_dir(run.parent_run_id)
-        if run.kind == RunKind.generate:
-            extra["prompts"] = self.paths.prompts_file(run.id)
-            if run.parent_run_id is not None:
-                extra["adapter"] = self.paths.run_dir(run.parent_run_id)
-        return training.run(
-            run.kind,
-            data=data,
-            model=run.base_model,
-            out=out,
-            config=run.config,
-            callbacks=callbacks,
-            **extra,
-        )
+class _Follow:
+    """The worker's side of a running job: the log into the tail, each logging step into
+    ``run_metrics``, the stop decision (cancel, lost lease, stopping worker)."""
+
+    def __init__(self, job: ChildJob, lease: Lease, out: Path) -> None:
+        self.job, self.lease = job, lease
+        self.log, self.metrics = Follower(out / LOG_FILE), Follower(out / METRICS_FILE)
+        self.samples = Follower(out / SAMPLES_FILE)
+
+    def until_done(self, stopping: threading.Event, grace: float) -> tuple[int, bool]:
+        """``(exit code, stopped by us?)`` once the launcher ended."""
+        checked = time.monotonic()
+        while (code := self.job.poll()) is None:
+            self.forward()
+            if stopping.is_set() or (
+                time.monotonic() - checked >= CHECK_SECONDS and self._should_stop()
+            ):
+                code = self.job.stop(grace)
+                self.forward()
+                return code, True
+            if time.monotonic() - checked >= CHECK_SECONDS:
+                checked = time.monotonic()
+            stopping.wait(0.2)
+        self.forward()
+        return code, False
+
+    def _should_stop(self) -> bool:
+        return self.lease.should_stop()
+
+    def forward(self) -> None:
+        for line in self.log.lines():
+            self.lease.tail.add(line)
+        for line in self.metrics.lines():
+            row = _json_line(line)
+            if row is not None and "step" in row:
+                step = int(row.pop("step"))
+                values = {k: float("nan") if v is None else v for k, v in row.items()}
+                self.lease.on_log(step, values, None)
+        for line in self.samples.lines():
+            row = _json_line(line)
+            if row is not None and "step" in row:
+                self.lease.on_samples(int(row["step"]), row.get("samples"))
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None

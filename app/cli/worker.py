@@ -54,7 +54,14 @@ def _round_hook(sessions: Any) -> Any:
 
 
 def _serve(
-    settings: Any, url: str, *, name: str, poll_seconds: float, kinds: list[str], once: bool
+    settings: Any,
+    url: str,
+    *,
+    name: str,
+    poll_seconds: float,
+    kinds: list[str],
+    once: bool,
+    processes: int | None,
 ) -> None:
     from app.db import migrate
     from app.db.engine import make_engine, make_sessionmaker
@@ -72,10 +79,14 @@ def _serve(
             poll_seconds=poll_seconds,
             kinds=kinds,
             on_success=_round_hook(make_sessionmaker(engine)),
+            processes=processes,
         )
         _install_stop_handlers(runner.stop)
-        devices = os.environ.get("CUDA_VISIBLE_DEVICES", "all")
-        typer.echo(f"worker {name} serving {','.join(kinds)} (CUDA_VISIBLE_DEVICES={devices})")
+        gpus = ", ".join(f"{d.index}: {d.name}" for d in runner.devices) or "none (CPU, gloo)"
+        typer.echo(
+            f"worker {name} serving {','.join(kinds)} with {runner.processes} process(es) "
+            f"a run; GPUs: {gpus}"
+        )
         executed = runner.run_forever(once=once)
         typer.echo(f"worker {name} stopped after {executed} run(s)")
     finally:
@@ -105,6 +116,14 @@ def worker(
     kinds: Annotated[
         str, typer.Option(help="Kinds of run this worker serves, comma-separated.")
     ] = "reward,dpo,ppo,generate",
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Training processes a run gets (accelerate launch --num_processes); default: "
+            "one per GPU, 1 without GPUs (more on CPU: gloo processes).",
+        ),
+    ] = None,
 ) -> None:
     """Claim and run training runs until stopped (SIGTERM/SIGINT stop cleanly)."""
     if gpus is not None:
@@ -122,6 +141,7 @@ def worker(
             poll_seconds=poll_seconds,
             kinds=served,
             once=once,
+            processes=processes,
         )
 
 

@@ -66,6 +66,9 @@ def test_admin_starts_a_run_and_sees_the_chart_update(page, stack):
     page.select_option("select[name=export_id]", str(export_id))
     page.fill("input[name=base_model]", str(model))
     page.select_option("select[name=preset]", "tiny-cpu")
+    plan = "document.getElementById('memory-plan').innerText"
+    page.wait_for_function(f"{plan}.includes('GB per GPU')")  # the memory plan, as you type
+    assert "No GPU worker is registered" in page.inner_text("#memory-plan")  # a CPU worker
     page.fill("textarea[name=config]", '{"max_steps": oops}')
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#run-form .error")  # the form came back with the problem listed

@@ -32,10 +32,12 @@ def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def worker_process(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+def worker_process(
+    name: str, env: dict[str, str], log: Path, *options: str
+) -> Iterator[subprocess.Popen]:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(PREFLOOP), "worker", "--name", name, "--poll-seconds", "0.2"],
+            [str(PREFLOOP), "worker", "--name", name, "--poll-seconds", "0.2", *options],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -5,7 +5,7 @@ from app.db.models.exports import Export
 from app.db.models.labeling import Assignment, AssignmentStatus, Judgment
 from app.db.models.projects import Project, ProjectMember, ProjectStatus
 from app.db.models.prompts import Completion, Prompt
-from app.db.models.runs import RunKind, RunMetric, RunStatus, TrainingRun
+from app.db.models.runs import RegisteredWorker, RunKind, RunMetric, RunStatus, TrainingRun
 from app.db.models.suspects import SuspectDecision, SuspectReview
 from app.db.models.users import ApiToken, LoginAttempt, Role, User, UserSession
 
@@ -22,6 +22,7 @@ __all__ = [
     "ProjectMember",
     "ProjectStatus",
     "Prompt",
+    "RegisteredWorker",
     "Role",
     "RunKind",
     "RunMetric",

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Mapped
 
 from app.db.base import Base
-from training.schema import RunKind, RunStatus, run_metrics, training_runs
+from training.schema import RunKind, RunStatus, run_metrics, training_runs, workers
 
-__all__ = ["RunKind", "RunMetric", "RunStatus", "TrainingRun"]
+__all__ = ["RegisteredWorker", "RunKind", "RunMetric", "RunStatus", "TrainingRun"]
 
 
 class TrainingRun(Base):
@@ -43,6 +43,9 @@ class TrainingRun(Base):
     log_tail: Mapped[str]
     artifact_uri: Mapped[str | None]
 
+    memory_plan = None
+    """Not stored: the memory plan ``create_run`` computed (``training.memory``), or None."""
+
     @property
     def duration_seconds(self) -> float | None:
         """Seconds from start to finish (to now while running)."""
@@ -64,3 +67,16 @@ class RunMetric(Base):
     values: Mapped[dict[str, Any]]
     samples: Mapped[list[Any] | None]
     created_at: Mapped[datetime]
+
+
+class RegisteredWorker(Base):
+    """A worker that registered its GPUs when it started (``training.schema.workers``)."""
+
+    __table__ = workers.to_metadata(Base.metadata)
+
+    name: Mapped[str]
+    devices: Mapped[list[dict[str, Any]]]
+    processes: Mapped[int]
+    kinds: Mapped[list[str]]
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Export, Project, Prompt, TrainingRun
 from app.domain.errors import Conflict, NotFound, Problems, ValidationFailed
 from app.domain.pairs import ALL
+from app.services.runs.plan import check_fits, plan_run
 from app.settings import Settings
 from training.config import ConfigError, build_config
 from training.queue import RunPaths
@@ -157,7 +158,8 @@ def _prompt_source(session: Session, request: RunRequest, problems: Problems) ->
 
 def create_run(session: Session, settings: Settings, request: RunRequest) -> TrainingRun:
     """Validate and queue a run. For a generate run, its prompt file is written before the
-    commit (a worker may claim the run the moment it is committed)."""
+    commit (a worker may claim the run the moment it is committed). A run whose memory plan
+    fits no registered GPU worker is refused; the plan is left on ``run.memory_plan``."""
     problems = Problems()
     if request.kind not in set(RunKind):
         problems.add("kind", f"one of {', '.join(RunKind)}")
@@ -167,6 +169,8 @@ def create_run(session: Session, settings: Settings, request: RunRequest) -> Tra
     export = _export(session, settings, request, problems)
     base = _base_model(request, parent, problems)
     _prompt_source(session, request, problems)
+    plan = plan_run(session, request.kind, base, config) if config and base else None
+    check_fits(plan, problems)
     problems.raise_if_any()
     run = TrainingRun(
         kind=request.kind,
@@ -180,6 +184,7 @@ def create_run(session: Session, settings: Settings, request: RunRequest) -> Tra
         max_attempts=settings.run_max_attempts,
         status=RunStatus.queued.value,
     )
+    run.memory_plan = plan.to_dict() if plan else None
     session.add(run)
     session.flush()
     run_dir = RunPaths(settings.data_dir).run_dir(run.id)

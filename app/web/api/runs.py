@@ -98,9 +98,31 @@ def _detail(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
-def create_run(body: NewRun, db: SessionDep, settings: SettingsDep, _: AdminUser) -> RunOut:
-    return RunOut.of(runs.create_run(db, settings, runs.RunRequest(**body.model_dump())))
+class MemoryPlanOut(BaseModel):
+    """Peak GPU memory of one process (GB), by part, and where the run fits."""
+
+    per_device_gb: float
+    required_gb: float
+    processes: int
+    distributed: str
+    parts_gb: dict[str, float]
+    fits: bool | None = Field(description="null: no GPU worker is registered")
+    fits_on: list[str]
+    suggestion: str | None
+
+
+class CreatedRun(RunOut):
+    memory_plan: MemoryPlanOut | None = Field(
+        description="null when the base model's config.json cannot be read"
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreatedRun)
+def create_run(body: NewRun, db: SessionDep, settings: SettingsDep, _: AdminUser) -> CreatedRun:
+    """Queue a run; 422 names the figure when its memory plan fits no registered GPU
+    worker."""
+    run = runs.create_run(db, settings, runs.RunRequest(**body.model_dump()))
+    return CreatedRun(**RunOut.of(run).model_dump(), memory_plan=run.memory_plan)
 
 
 @router.get("", response_model=list[RunOut])

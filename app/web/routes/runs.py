@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from app.db.models import TrainingRun
 from app.domain.errors import ValidationFailed
-from app.services.runs import next_round, view
+from app.services.runs import next_round, plan, view
 from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.inputs import BIGINT_MAX, DbId, whole_number
@@ -134,6 +134,29 @@ def start_run(
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
+
+
+@router.post("/admin/runs/plan")
+def plan_preview(
+    request: Request,
+    db: SessionDep,
+    _: AdminUser,
+    kind: Annotated[str, Form()] = "",
+    base_model: Annotated[str, Form()] = "",
+    preset: Annotated[str, Form()] = "",
+    config: Annotated[str, Form(max_length=100_000)] = "",
+) -> Response:
+    """The start form's memory plan, as the admin types (an htmx fragment)."""
+    try:
+        overrides = json.loads(config or "{}")
+    except (json.JSONDecodeError, RecursionError):
+        overrides = None
+    if not isinstance(overrides, dict):
+        ctx = {"plan": None, "problem": "config: not a JSON object yet (no memory plan)"}
+    else:
+        found, problem = plan.preview(db, kind, base_model, preset, overrides)
+        ctx = {"plan": found, "problem": problem}
+    return render(request, "admin/_memory_plan.html", ctx)
 
 
 def _run_context(db: SessionDep, settings: Any, run: TrainingRun) -> dict[str, Any]:
