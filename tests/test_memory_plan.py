@@ -124,3 +124,9 @@ def test_gpt2_style_configs_are_read():
     assert (shape.hidden, shape.intermediate, shape.tied, shape.gated) == (768, 3072, True, False)
     with pytest.raises(ValueError, match="hidden_size"):
         shape_of({"vocab_size": 3})
+
+
+def test_a_suspects_run_is_planned_as_the_reward_models_it_trains():
+    config = {"precision": "bf16", "lora_r": 8, "per_device_batch_size": 4, "max_length": 512}
+    assert estimate(LLAMA_7B, "suspects", config) == estimate(LLAMA_7B, "reward", config)
+    assert estimate(LLAMA_7B, "suspects", config) != estimate(LLAMA_7B, "dpo", config)

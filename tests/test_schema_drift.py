@@ -98,6 +98,8 @@ def test_every_status_has_its_moves_and_final_ones_leave_only_by_retry():
 def test_every_kind_has_a_config_class_and_a_help_text():
     from app.web.routes.runs import KIND_HELP
     from training.config import CONFIG_CLASSES
+    from training.jobs import JOB_KINDS
 
     assert set(CONFIG_CLASSES) == set(schema.RunKind)
+    assert set(JOB_KINDS) == set(schema.RunKind)  # the worker runs every kind
     assert set(KIND_HELP) == set(schema.RunKind)

@@ -68,6 +68,8 @@ JOB_KINDS: dict[str, JobKind] = {
     RunKind.dpo: JobKind(_export_inputs),
     RunKind.ppo: JobKind(_ppo_inputs),
     RunKind.generate: JobKind(_generate_inputs, distributed=False),
+    # one process: the folds are trained one after another, each on the other folds' prompts
+    RunKind.suspects: JobKind(_export_inputs, distributed=False),
 }
 """Every kind the worker runs, and how: the one table to extend with a new kind."""
 

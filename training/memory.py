@@ -190,7 +190,9 @@ def _trainable(shape: Shape, kind: str, config: Any) -> float:
 
 def estimate(model_config: dict[str, Any], kind: str, config: Any, processes: int = 1) -> Estimate:
     """The memory plan of one process of a ``kind`` run (``config``: a dict or a config
-    object) spread over ``processes`` processes."""
+    object) spread over ``processes`` processes. A suspects run trains reward models, one
+    fold after another, so its plan is a reward run's."""
+    kind = "reward" if kind == "suspects" else kind
     shape, strategy = shape_of(model_config), str(_get(config, "distributed", "ddp"))
     dtype = DTYPE_BYTES["fp32" if _get(config, "precision") == "fp32" else "bf16"]
     plan = Estimate(processes=processes, strategy=strategy)
