@@ -26,6 +26,7 @@ SETTINGS_FORM = {
     "guidelines": "# Rank\n\n**Bold** rules",
     "allow_ties": "on",
     "show_flags": "on",
+    "render": "plain",
     "adaptive": "on",
     "adaptive_max_labels": "6",
     "adaptive_min_agreement": "0.8",
@@ -128,6 +129,7 @@ def test_edit_every_setting(client, db, admin, project):
         "gold_rate": 0.1,
         "show_flags": True,
         "adaptive": {"max_labels": 6, "min_agreement": 0.8},
+        "render": "plain",
     }
     page = client.get(f"/admin/projects/{project.id}").text
     assert "<strong>Bold</strong>" in page and 'value="helpful, concise"' in page
@@ -231,3 +233,14 @@ def test_page_links_to_labeling_and_agreement(client, db, admin, project):
     page = client.get(f"/admin/projects/{project.id}").text
     assert f'href="/projects/{project.id}/label"' in page
     assert f'href="/admin/projects/{project.id}/agreement"' in page
+
+
+def test_render_is_a_choice_and_the_saved_one_is_selected(client, db, admin, project):
+    url = f"/admin/projects/{project.id}/settings"
+    bad = client.post(url, data={**SETTINGS_FORM, "render": "html", "csrf_token": admin})
+    assert bad.status_code == 422 and "markdown" in error_of(bad.text, "render")
+    assert 'name="render" aria-invalid="true"' in bad.text
+    assert '<option value="markdown" selected>' in client.get(f"/admin/projects/{project.id}").text
+    client.post(url, data={**SETTINGS_FORM, "csrf_token": admin}, follow_redirects=False)
+    page = client.get(f"/admin/projects/{project.id}").text
+    assert '<option value="plain" selected>' in page

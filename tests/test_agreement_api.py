@@ -206,3 +206,18 @@ def test_every_labeler_pair_is_symmetric(client, db, admin_headers):
     per_labeler = get_agreement(client, admin_headers, project.id)["per_labeler"]
     for a, b in itertools.permutations(per_labeler, 2):
         assert a["kappa"][b["labeler"]] == b["kappa"][a["labeler"]]
+
+
+def test_answer_is_the_service_report_key_for_key(client, db, admin_headers):
+    """The response model re-serializes the service's report without dropping, adding or
+    reordering a key (the answer stayed byte-compatible when the model was introduced)."""
+    from app.services import agreement
+
+    project = seed_project(db, hand_project())
+    response = client.get(f"/api/v1/projects/{project.id}/agreement", headers=admin_headers)
+    expected = json.loads(json.dumps(agreement.agreement_report(db, project)))
+    assert list(response.json()) == list(expected)
+    assert response.json() == expected
+    assert [list(row) for row in response.json()["per_labeler"]] == [
+        list(row) for row in expected["per_labeler"]
+    ]

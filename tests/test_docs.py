@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import app as cli_app
+from app.services.project_settings import ProjectSettings
 from app.settings import Settings
 from tests.conftest import ROOT
 
@@ -31,6 +32,11 @@ def test_readme_names_every_cli_command():
 def test_readme_names_every_setting():
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in README]
     assert missing == [], f"README lacks settings: {missing}"
+
+
+def test_readme_names_every_project_setting():
+    missing = [name for name in ProjectSettings.model_fields if f"`{name}`" not in README]
+    assert missing == [], f"README lacks project settings: {missing}"
 
 
 def test_readme_shows_the_two_commands():

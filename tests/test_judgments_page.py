@@ -163,3 +163,30 @@ def test_closed_and_foreign_projects(client, db, labeler_client):
 def test_page_needs_login(client, db):
     response = client.get("/projects/1/label", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+CODE = "Use this:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n| a |\n|---|\n| 1 |"
+
+
+@pytest.mark.parametrize("render", ["markdown", "plain"])
+def test_texts_are_markdown_or_plain_as_the_project_says(client, db, labeler_client, render):
+    project = make_project(db, members=[labeler_client], render=render)
+    make_prompts(
+        db,
+        project,
+        1,
+        prompt=[{"role": "user", "content": "**Add** <b>two</b> numbers"}],
+        texts=[CODE, XSS, "[x](javascript:alert(1)) ![i](https://t.example/p.png)"],
+    )
+    html, _ = open_page(client, project.id)
+    assert "<script>window.__xss" not in html and "<img" not in html
+    assert 'href="javascript' not in html
+    if render == "markdown":
+        assert html.count('<div class="text md">') == 4
+        assert '<span class="k">def</span>' in html and "<table>" in html
+        assert "<strong>Add</strong> &lt;b&gt;two&lt;/b&gt; numbers" in html
+        assert '<a href="https://t.example/p.png"' in html and ">image: i</a>" in html
+    else:
+        assert html.count('<pre class="text">') == 4 and '<span class="k">' not in html
+        assert "**Add** &lt;b&gt;two&lt;/b&gt; numbers" in html and "```python" in html
+        assert "<a href=" not in html.split('id="task"')[1]

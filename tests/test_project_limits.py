@@ -41,3 +41,16 @@ def test_the_api_answers_the_service_limit(client, db, admin_headers):
     assert response.json()["error"]["details"] == [
         {"line": None, "field": "description", "message": "at most 10,000 characters"}
     ]
+
+
+def test_the_api_shows_every_setting_in_effect_for_a_project_saved_before_it_existed(
+    client, db, admin_headers
+):
+    """A row stored before ``render`` existed answers its default, beside its own values."""
+    project = make_project(db, k=2)
+    project.settings = {"labels_per_prompt": 2}  # as a project of an older version stored it
+    db.commit()
+    shown = client.get(f"/api/v1/projects/{project.id}", headers=admin_headers).json()
+    assert shown["settings"]["labels_per_prompt"] == 2
+    assert shown["settings"]["render"] == "markdown"
+    assert shown["settings"]["allow_ties"] is True

@@ -99,3 +99,16 @@ def test_a_refused_patch_changes_nothing(client, admin_headers):
     assert client.patch(url, json=body, headers=admin_headers).status_code == 409
     after = client.get(url, headers=admin_headers).json()
     assert after["settings"]["labels_per_prompt"] == 3 and after["status"] == "active"
+
+
+def test_render_setting_is_markdown_or_plain(client, admin_headers):
+    body = {"name": "shown", "settings": {"render": "plain"}}
+    created = client.post("/api/v1/projects", json=body, headers=admin_headers)
+    assert created.status_code == 201 and created.json()["settings"]["render"] == "plain"
+    default = client.post("/api/v1/projects", json={"name": "d"}, headers=admin_headers)
+    assert default.json()["settings"]["render"] == "markdown"
+    url = f"/api/v1/projects/{created.json()['id']}"
+    bad = client.patch(url, json={"settings": {"render": "html"}}, headers=admin_headers)
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json()["error"]["details"]] == ["settings.render"]
+    assert client.get(url, headers=admin_headers).json()["settings"]["render"] == "plain"

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.config import CONFIG_CLASSES, RunConfig, coerce_config
+from training.config import RunConfig, coerce_config, config_class
 from training.runtime import Callbacks, RunResult
 
 
@@ -72,8 +72,7 @@ def run(
     adapter: Path | None = None,
 ) -> RunResult:
     """Run one training (or generation) job; see the module docstring."""
-    if kind not in CONFIG_CLASSES:
-        raise ValueError(f"kind must be one of {sorted(CONFIG_CLASSES)}, got {kind!r}")
+    config_class(kind)  # an unknown kind is refused before anything is written
     resolved = coerce_config(kind, config)
     out = Path(out)
     if kind == "reward":

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from training.config_base import ConfigError, Validated, require
 from training.presets import PRESETS
+from training.schema import RunKind
 
 Precision = Literal["auto", "fp32", "bf16"]
 # auto: a plain-string prompt becomes one user turn when the tokenizer has a chat template;
@@ -331,13 +332,22 @@ class SuspectsRunConfig(RewardRunConfig):
 
 
 RunConfig = RewardRunConfig | DPORunConfig | PPORunConfig | GenerateRunConfig | SuspectsRunConfig
-CONFIG_CLASSES: dict[str, type] = {
-    "reward": RewardRunConfig,
-    "dpo": DPORunConfig,
-    "ppo": PPORunConfig,
-    "generate": GenerateRunConfig,
-    "suspects": SuspectsRunConfig,
+CONFIG_CLASSES: dict[RunKind, type] = {
+    RunKind.reward: RewardRunConfig,
+    RunKind.dpo: DPORunConfig,
+    RunKind.ppo: PPORunConfig,
+    RunKind.generate: GenerateRunConfig,
+    RunKind.suspects: SuspectsRunConfig,
 }
+"""The config class of each run kind (a ``RunKind`` is a ``str``: ``"dpo"`` finds it too)."""
+
+
+def config_class(kind: str) -> type:
+    """The config class of ``kind``; ``ConfigError`` (field ``kind``) for an unknown kind."""
+    if kind not in CONFIG_CLASSES:
+        names = sorted(k.value for k in CONFIG_CLASSES)
+        raise ConfigError("kind", f"kind must be one of {names}, got {kind!r}")
+    return CONFIG_CLASSES[kind]
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -371,9 +381,7 @@ def build_config(
     Raises ``ConfigError`` (a ``ValueError``) for an unknown kind, preset or field, or an
     invalid value; its ``field`` names what was refused.
     """
-    if kind not in CONFIG_CLASSES:
-        raise ConfigError("kind", f"kind must be one of {sorted(CONFIG_CLASSES)}, got {kind!r}")
-    cls = CONFIG_CLASSES[kind]
+    cls = config_class(kind)
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -397,7 +405,7 @@ def coerce_config(kind: str, config: dict[str, Any] | RunConfig | None) -> RunCo
     """Accept a ready config of the right class, or a dict of overrides on the defaults."""
     if config is None or isinstance(config, dict):
         return build_config(kind, overrides=config or {})
-    if not isinstance(config, CONFIG_CLASSES[kind]):
+    if not isinstance(config, config_class(kind)):
         raise ConfigError(
             "config",
             f"config for {kind} must be a {CONFIG_CLASSES[kind].__name__} or a dict, "
@@ -408,6 +416,7 @@ def coerce_config(kind: str, config: dict[str, Any] | RunConfig | None) -> RunCo
 
 __all__ = [
     "CONFIG_CLASSES",
+    "config_class",
     "ConfigError",
     "DPORunConfig",
     "GenerateRunConfig",

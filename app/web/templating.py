@@ -5,25 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nh3
 from fastapi import Request
 from jinja2_fragments.fastapi import Jinja2Blocks
-from markdown_it import MarkdownIt
-from markupsafe import Markup
 from starlette.responses import Response
 
 from app.web.csrf import csrf_token
+from app.web.markdown import markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 templates = Jinja2Blocks(directory=str(ROOT / "templates"))
-_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
-
-
-def markdown(text: str | None) -> Markup:
-    """Markdown to HTML, sanitized (raw HTML is not allowed in, and nh3 cleans the rest)."""
-    return Markup(nh3.clean(_markdown.render(text or "")))
-
-
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.filters["markdown"] = markdown
 

@@ -2,7 +2,8 @@
 // The ranking is a list of tiers (best first); completions in one tier are tied. It is
 // kept in `state.tiers`, drawn as rank rows with drop gaps between them, and serialized
 // as JSON into the form's hidden `ranking` field. Text from the server is never parsed
-// as HTML here: the cards come rendered (escaped) from the template and are only moved.
+// as HTML here: the cards come rendered from the template (escaped, or Markdown sanitized
+// and highlighted on the server) and are only moved.
 (function () {
   "use strict";
 
@@ -324,9 +325,20 @@
     else place(chip.dataset.cid);
   }
 
+  // One completion across the whole row (and no longer scrolled within its card), or back.
+  function widen(button) {
+    var card = button.closest(".completion");
+    if (!card) return;
+    var wide = !card.classList.contains("wide");
+    card.classList.toggle("wide", wide);
+    button.setAttribute("aria-pressed", wide ? "true" : "false");
+    if (wide) card.scrollIntoView({ block: "nearest" });
+  }
+
   function onClick(event) {
     var action = event.target.closest("[data-action]");
     if (action && action.dataset.action === "help") { showHelp(); return; }
+    if (action && action.dataset.action === "widen") { widen(action); return; }
     if (!state || !state.form.contains(event.target)) return;
     if (action && action.dataset.action === "undo") undo();
     else if (action && action.dataset.action === "reset") reset();

@@ -16,6 +16,7 @@ from app.db.models import Judgment
 from app.services.accounts import users
 from tests.conftest import PASSWORD
 from tests.factories import make_project, make_prompts
+from tests.helpers.pages import blur, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -47,17 +48,9 @@ def seeded(live_server) -> Iterator[Seeded]:
     engine.dispose()
 
 
-def log_in(page, url: str, username: str = "ada") -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 def open_task(page, seeded: Seeded) -> dict[int, str]:
     """Open the labeler page; returns {number on screen: completion id}."""
-    log_in(page, seeded.url)
+    log_in(page, seeded.url, "ada")
     page.goto(f"{seeded.url}/projects/{seeded.project_id}/label")
     page.wait_for_selector("#pool .chip")
     chips = page.locator("#pool .chip")
@@ -65,10 +58,6 @@ def open_task(page, seeded: Seeded) -> dict[int, str]:
         int(chips.nth(i).get_attribute("data-n")): chips.nth(i).get_attribute("data-cid")
         for i in range(chips.count())
     }
-
-
-def blur(page) -> None:
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
 
 
 def ranking_field(page) -> list[list[str]]:
@@ -82,7 +71,7 @@ def stored_judgments(session: Session) -> list[Judgment]:
 
 def test_keyboard_ranking_with_a_tie_then_the_next_task(page, seeded):
     numbers = open_task(page, seeded)
-    first_prompt = page.locator(".prompt pre.text").inner_text()
+    first_prompt = page.locator(".prompt .text").inner_text()
     blur(page)
     for key in ["2", "1", "=", "3"]:
         page.keyboard.press(key)
@@ -96,8 +85,8 @@ def test_keyboard_ranking_with_a_tie_then_the_next_task(page, seeded):
     blur(page)
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "text => document.querySelector('.prompt pre.text') &&"
-        " document.querySelector('.prompt pre.text').innerText !== text",
+        "text => document.querySelector('.prompt .text') &&"
+        " document.querySelector('.prompt .text').innerText !== text",
         arg=first_prompt,
     )
     assert page.locator("#pool .chip").count() == 3
@@ -115,10 +104,10 @@ def test_incomplete_ranking_is_not_submitted_and_skip_moves_on(page, seeded):
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     assert "Rank all 3 completions" in page.locator("#task-errors").inner_text()
-    first_prompt = page.locator(".prompt pre.text").inner_text()
+    first_prompt = page.locator(".prompt .text").inner_text()
     page.keyboard.press("s")
     page.wait_for_function(
-        "text => document.querySelector('.prompt pre.text').innerText !== text", arg=first_prompt
+        "text => document.querySelector('.prompt .text').innerText !== text", arg=first_prompt
     )
     blur(page)
     page.keyboard.press("Shift+?")
@@ -155,7 +144,7 @@ def test_a_ranking_key_right_after_closing_the_shortcuts_acts_at_once(page, seed
         page.keyboard.press("Backspace")
         expect(page.locator("#tiers .chip")).to_have_count(0)
         expect(page.locator("#shortcuts")).to_be_hidden()
-    first_prompt = page.locator(".prompt pre.text").inner_text()
+    first_prompt = page.locator(".prompt .text").inner_text()
     blur(page)
     page.keyboard.press("Shift+?")
     page.keyboard.press("Escape")
@@ -164,7 +153,7 @@ def test_a_ranking_key_right_after_closing_the_shortcuts_acts_at_once(page, seed
     page.keyboard.press("Enter")  # submits: it is not the closing dialog's Close button
     expect(page.locator("#task-errors")).not_to_contain_text("Rank all")
     page.wait_for_function(
-        "text => document.querySelector('.prompt pre.text').innerText !== text",
+        "text => document.querySelector('.prompt .text').innerText !== text",
         arg=first_prompt,
         timeout=90_000,
     )
@@ -195,7 +184,7 @@ def test_drag_and_drop_ranks_and_ties(page, seeded):
     drag(page, chip(2), page.locator(".tier .drop").nth(0))  # onto the best rank: a tie
     assert ranking_field(page) == [[numbers[3], numbers[2]], [numbers[1]]]
     page.click("#task-form button[type=submit]")
-    page.wait_for_selector(".prompt pre.text")
+    page.wait_for_selector(".prompt .text")
     page.wait_for_function("() => document.querySelectorAll('#tiers .chip').length === 0")
     (judgment,) = stored_judgments(seeded.session)
     assert judgment.ranking == [[numbers[3], numbers[2]], [numbers[1]]]
@@ -225,9 +214,9 @@ def test_untrusted_text_is_shown_as_text_and_runs_nothing(browser, live_server):
     for key in ["1", "2", "3"]:
         page.keyboard.press(key)
     assert page.evaluate("() => window.__xss") is None
-    texts = page.locator(".completion pre.text").all_inner_texts()
+    texts = page.locator(".completion .text").all_inner_texts()
     assert sorted(texts) == sorted([XSS_SCRIPT, XSS_IMG, "plain"])
-    assert XSS_IMG in page.locator(".msg pre.text").inner_text()
+    assert XSS_IMG in page.locator(".msg .text").inner_text()
     assert page.locator("main img, main script").count() == 0
     unlabeled = page.evaluate("""() => [...document.querySelectorAll(
         'input:not([type=hidden]), textarea, select')].filter(

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.services import projects
 from app.services.accounts import policy
+from app.services.project_settings import ProjectSettings
 from app.web.deps import AdminUser, CurrentUser, SessionDep
 from app.web.inputs import DbId
 
@@ -40,7 +41,14 @@ class ProjectOut(BaseModel):
     description: str
     status: str
     settings: dict[str, Any]
+    """Every setting in effect: the stored ones, and the defaults of those never set (a
+    project saved before a setting existed shows that setting's default)."""
     created_at: datetime
+
+    @field_validator("settings")
+    @classmethod
+    def _in_effect(cls, stored: dict[str, Any]) -> dict[str, Any]:
+        return {**ProjectSettings().model_dump(), **stored}
 
 
 class Member(BaseModel):

@@ -40,7 +40,7 @@ PREVIEW_URL = "/admin/projects/preview"
 CHECKBOXES = ("allow_ties", "allow_reject_all", "require_rationale", "show_flags", "adaptive")
 FIELDS = (
     "adaptive_max_labels", "adaptive_min_agreement", "adaptive", "labels_per_prompt",
-    "lease_minutes", "gold_rate", "rating_axes", "guidelines", "name", "description",
+    "lease_minutes", "gold_rate", "rating_axes", "guidelines", "render", "name", "description",
     *CHECKBOXES,
 )  # fmt: skip
 STATUS_HELP = {
@@ -78,7 +78,7 @@ def _settings_of(values: dict[str, Any]) -> dict[str, Any]:
     """Form values as ProjectSettings input; pydantic does the checking and converting."""
     settings = {
         name: values.get(name, "")
-        for name in ("labels_per_prompt", "lease_minutes", "gold_rate", "guidelines")
+        for name in ("labels_per_prompt", "lease_minutes", "gold_rate", "guidelines", "render")
     }
     settings.update({name: values[name] for name in CHECKBOXES if name != "adaptive"})
     settings["rating_axes"] = [a.strip() for a in values.get("rating_axes", "").split(",")]
