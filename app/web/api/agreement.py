@@ -44,7 +44,7 @@ class LabelerFigures(BaseModel):
     position_bias: float | None
     median_seconds: float | None
     flagged: int | None
-    """Judgments of this labeler flagged by the newest suspects run (null: no such run)."""
+    """Judgments of this labeler the newest suspects run flagged (null: no such run)."""
 
 
 class AgreementOut(BaseModel):
@@ -57,7 +57,7 @@ class AgreementOut(BaseModel):
     counts: AgreementCounts
     per_labeler: list[LabelerFigures]
     suspects_run_id: int | None
-    """The suspects run whose flags ``per_labeler`` counts (null when there is none)."""
+    """The suspects run ``flagged`` comes from (null: none succeeded in this project)."""
     method: dict[str, str | int]
     """How the figures are computed, in words (units, CI, κ threshold, agreement)."""
 
