@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers.families import LLAMA_7B_CONFIG as LLAMA_7B
 from training.memory import GB, estimate, lora_params, shape_of, weight_bytes
 
-LLAMA_7B = {
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "tie_word_embeddings": False,
-}
 TINY = {  # small enough to add up by hand
     "model_type": "llama",
     "hidden_size": 8,

@@ -10,21 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.db.models import Export, RegisteredWorker
+from tests.helpers.families import LLAMA_7B_CONFIG as LLAMA_7B
 from tests.helpers.pages import csrf_of, login
 from tests.helpers.runs import make_export
 
 API = "/api/v1/training-runs"
 HX = {"HX-Request": "true"}
-LLAMA_7B = {
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "tie_word_embeddings": False,
-}
 GB = 10**9
 
 

@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export, RunMetric, TrainingRun
+from app.db.models import RunMetric, TrainingRun
 from app.services.runs import queue as runs
 from app.settings import Settings
-from tests.factories import make_project
-from tests.helpers.worker import SLOW_DPO, wait_for, worker_env, worker_process
-from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+from tests.helpers.worker import SLOW_DPO, training_export, wait_for, worker_env, worker_process
+from tests.training.conftest import build_tiny_llama
 from training.jobs import JOB_FILE
 from training.schema import FINAL
 from training.worker import Worker
@@ -36,18 +35,7 @@ def world(databases, tmp_path_factory) -> Iterator[tuple[Engine, Settings, str, 
     model = str(build_tiny_llama(tmp_path_factory.mktemp("tiny")))
     engine = create_engine(url, pool_size=6)
     with Session(engine) as session:
-        export = Export(
-            project_id=make_project(session).id,
-            strategy="consensus",
-            filters={},
-            manifest={},
-            path="",
-        )
-        session.add(export)
-        session.flush()
-        write_export(settings.exports_dir / str(export.id), marker_rows(6, chat=True))
-        session.commit()
-        export_id = export.id
+        export_id = training_export(session, settings.exports_dir)
     yield engine, settings, model, export_id
     engine.dispose()
 

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export, RunMetric, TrainingRun
+from app.db.models import RunMetric, TrainingRun
 from app.services.runs import queue as runs
 from app.settings import Settings
-from tests.factories import make_project
-from tests.helpers.worker import SLOW_DPO, wait_for, worker_env, worker_process
-from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+from tests.helpers.worker import SLOW_DPO, training_export, wait_for, worker_env, worker_process
+from tests.training.conftest import build_tiny_llama
 from training.schema import FINAL
 
 MAX_STEPS = 6
@@ -28,23 +27,13 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(databases, tmp
     model = build_tiny_llama(tmp_path / "tiny")
     engine = create_engine(url)
     with Session(engine) as session:
-        export = Export(
-            project_id=make_project(session).id,
-            strategy="consensus",
-            filters={},
-            manifest={},
-            path="",
-        )
-        session.add(export)
-        session.flush()
-        write_export(settings.exports_dir / str(export.id), marker_rows(6, chat=True))
-        session.commit()
+        export_id = training_export(session, settings.exports_dir)
         run_id = runs.create_run(
             session,
             settings,
             runs.RunRequest(
                 kind="dpo",
-                export_id=export.id,
+                export_id=export_id,
                 base_model=str(model),
                 preset="tiny-cpu",
                 config={**SLOW_DPO, "max_steps": MAX_STEPS},

@@ -12,14 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export, RunMetric, TrainingRun
+from app.db.models import RunMetric, TrainingRun
 from app.main import create_app
 from app.services.accounts import tokens, users
 from app.services.runs import queue as runs
 from app.settings import Settings
-from tests.factories import make_project
-from tests.helpers.worker import SLOW_DPO, wait_for
-from tests.training.conftest import build_tiny_llama, marker_rows, write_export
+from tests.helpers.worker import SLOW_DPO, training_export, wait_for
+from tests.training.conftest import build_tiny_llama
 from training.worker import Worker
 
 
@@ -48,18 +47,7 @@ def world(databases, tmp_path_factory) -> Iterator[tuple[Engine, Settings]]:
 def export_id(world) -> int:
     engine, settings = world
     with Session(engine) as session:
-        export = Export(
-            project_id=make_project(session).id,
-            strategy="consensus",
-            filters={},
-            manifest={},
-            path="",
-        )
-        session.add(export)
-        session.flush()
-        write_export(settings.exports_dir / str(export.id), marker_rows(6, chat=True))
-        session.commit()
-        return export.id
+        return training_export(session, settings.exports_dir)
 
 
 def queue(world, **request) -> int:

@@ -221,3 +221,16 @@ __all__ = [
     "build_mistral_like",
     "build_qwen25_like",
 ]
+
+
+LLAMA_7B_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "tie_word_embeddings": False,
+}
+"""The ``config.json`` fields of Llama-2-7B that the memory plan reads (no weights)."""

@@ -10,11 +10,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from app.db.models import Export
 from tests.conftest import ROOT
+from tests.factories import make_project
+from tests.training.conftest import marker_rows, write_export
 
 PREFLOOP = Path(sys.executable).parent / "prefloop"
 SLOW_DPO = {"max_steps": 40, "logging_steps": 1, "eval_fraction": 0.0}
 """A DPO config slow enough to be caught running."""
+
+
+def training_export(session: Session, exports_dir: Path, rows: int = 6) -> int:
+    """A committed consensus export of ``rows`` chat pairs in a new project, its files written
+    where the workers read them; returns its id."""
+    export = Export(
+        project_id=make_project(session).id,
+        strategy="consensus",
+        filters={},
+        manifest={},
+        path="",
+    )
+    session.add(export)
+    session.flush()
+    write_export(exports_dir / str(export.id), marker_rows(rows, chat=True))
+    session.commit()
+    return export.id
 
 
 def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
