@@ -95,5 +95,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "encoder-cpu": {"reward": _ENCODER_REWARD},
 }
-for _kinds in PRESETS.values():  # a suspects run trains reward models: the reward settings
-    _kinds["suspects"] = _kinds["reward"]
+# A suspects run trains reward models: the reward settings, less the held-out splits (each
+# fold's held-out prompts are its evaluation, so the run refuses eval and dev fractions).
+_FOLD_EVALUATED = ("eval_fraction", "dev_fraction", "early_stopping_patience")
+for _kinds in PRESETS.values():
+    _kinds["suspects"] = {k: v for k, v in _kinds["reward"].items() if k not in _FOLD_EVALUATED}

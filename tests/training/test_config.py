@@ -51,7 +51,14 @@ def test_every_preset_builds_or_names_the_kinds_it_is_for(kind, preset):
 def test_encoder_preset_fully_fine_tunes_a_reward_model_only():
     config = build_config("reward", preset="encoder-cpu")
     assert config.full_finetune and config.max_steps > 0 and config.eval_fraction >= 0.2
-    assert set(PRESETS["encoder-cpu"]) == {"reward"}
+    assert set(PRESETS["encoder-cpu"]) == {"reward", "suspects"}  # suspects trains reward models
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_a_suspects_config(preset):
+    """The encoder preset's held-out split once made its suspects config refuse itself."""
+    config = build_config("suspects", preset=preset)
+    assert config.eval_fraction == 0 and config.dev_fraction == 0
 
 
 @pytest.mark.parametrize(
