@@ -12,13 +12,20 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
-from app.db.models import RunMetric, TrainingRun
 from app.services.runs import queue as runs
 from app.settings import Settings
-from tests.helpers.worker import SLOW_DPO, training_export, wait_for, worker_env, worker_process
+from tests.helpers.worker import (
+    SLOW_DPO,
+    run_row,
+    run_steps,
+    training_export,
+    wait_for,
+    worker_env,
+    worker_process,
+)
 from tests.training.conftest import build_tiny_llama
 from training.jobs import JOB_FILE
 from training.schema import FINAL
@@ -64,17 +71,6 @@ def worker(world, name: str, processes: int = 2) -> Worker:
     )
 
 
-def row(world, run_id: int) -> TrainingRun:
-    with Session(world[0]) as session:
-        return session.get(TrainingRun, run_id)
-
-
-def steps(world, run_id: int) -> list[int]:
-    with Session(world[0]) as session:
-        stmt = select(RunMetric.step).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
-        return list(session.scalars(stmt))
-
-
 def training_processes(spec_marker: str) -> list[psutil.Process]:
     """Every live process whose command line names this run's job file."""
     found = []
@@ -88,14 +84,14 @@ def training_processes(spec_marker: str) -> list[psutil.Process]:
 def test_a_run_trains_with_two_processes_and_ends_with_one_adapter(world):
     run_id = queue(world, TWO)
     assert worker(world, "w-two").run_forever(once=True) == 1
-    done = row(world, run_id)
+    done = run_row(world[0], run_id)
     assert (done.status, done.error) == ("succeeded", None)
     run_dir = world[1].data_dir / "runs" / str(run_id)
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
     ranks = [json.loads(p.read_text()) for p in sorted((run_dir / "ranks").glob("*.json"))]
     assert [r["rank"] for r in ranks] == [0, 1] and {r["world_size"] for r in ranks} == {2}
     assert ranks[0]["sha256"] == ranks[1]["sha256"]  # byte-identical adapters
-    assert steps(world, run_id) == [1, 2, 3, 4]
+    assert run_steps(world[0], run_id) == [1, 2, 3, 4]
     assert "launching 2 process(es) on CPU (gloo), ddp" in done.log_tail
     assert "adapter identical on 2 process(es)" in done.log_tail
     assert "step 1: " in done.log_tail
@@ -107,14 +103,14 @@ def test_cancel_stops_both_processes(world):
     thread = threading.Thread(target=worker(world, "w-cancel").run_forever, args=(True,))
     thread.start()
     spec = str(world[1].data_dir / "runs" / str(run_id) / JOB_FILE)
-    wait_for(lambda: len(steps(world, run_id)) >= 2, 120)
+    wait_for(lambda: len(run_steps(world[0], run_id)) >= 2, 120)
     assert len(training_processes(spec)) >= 3  # the launcher and two training processes
     with Session(world[0]) as session:
         runs.cancel_run(session, run_id)
     thread.join(60)
-    cancelled = row(world, run_id)
+    cancelled = run_row(world[0], run_id)
     assert cancelled.status == "cancelled" and cancelled.error is None
-    assert 2 <= len(steps(world, run_id)) < SLOW_DPO["max_steps"]
+    assert 2 <= len(run_steps(world[0], run_id)) < SLOW_DPO["max_steps"]
     assert training_processes(spec) == []
 
 
@@ -129,7 +125,7 @@ def test_a_sigkilled_worker_leaves_no_training_process_and_the_run_finishes_else
     env = worker_env(engine.url.render_as_string(hide_password=False), settings.data_dir)
     env["WORKER_STALE_SECONDS"] = "3"
     with worker_process("A", env, tmp_path / "a.log", "--processes", "2") as a:
-        wait_for(lambda: len(steps(world, run_id)) >= 2, 150)
+        wait_for(lambda: len(run_steps(world[0], run_id)) >= 2, 150)
         children = psutil.Process(a.pid).children(recursive=True)
         assert len(training_processes(spec)) >= 3
         a.send_signal(signal.SIGKILL)
@@ -138,11 +134,11 @@ def test_a_sigkilled_worker_leaves_no_training_process_and_the_run_finishes_else
     assert alive == [] and training_processes(spec) == []  # parent-death signal
     time.sleep(3)  # the heartbeat goes stale
     with worker_process("B", env, tmp_path / "b.log", "--processes", "2"):
-        wait_for(lambda: row(world, run_id).status in FINAL, 200)
-    done = row(world, run_id)
+        wait_for(lambda: run_row(world[0], run_id).status in FINAL, 200)
+    done = run_row(world[0], run_id)
     assert (done.status, done.attempts, done.worker) == ("succeeded", 2, "B"), done.error
     assert "[requeue] worker A stopped heartbeating" in done.log_tail
-    assert steps(world, run_id) == [1, 2, 3, 4, 5, 6]  # every step once
+    assert run_steps(world[0], run_id) == [1, 2, 3, 4, 5, 6]  # every step once
     assert training_processes(spec) == []
 
 

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
-from app.db.models import RunMetric, TrainingRun
+from app.db.models import RunMetric
 from app.main import create_app
 from app.services.accounts import tokens, users
 from app.services.runs import queue as runs
 from app.settings import Settings
-from tests.helpers.worker import SLOW_DPO, training_export, wait_for
+from tests.helpers.worker import SLOW_DPO, run_row, run_steps, training_export, wait_for
 from tests.training.conftest import build_tiny_llama
 from training.worker import Worker
 
@@ -68,31 +68,17 @@ def make_worker(world, name: str) -> Worker:
     )
 
 
-def row(world, run_id: int) -> TrainingRun:
-    with Session(world[0]) as session:
-        return session.get(TrainingRun, run_id)
-
-
-def steps(world, run_id: int) -> list[int]:
-    with Session(world[0]) as session:
-        return list(
-            session.scalars(
-                select(RunMetric.step).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
-            )
-        )
-
-
 def test_reward_run_streams_metrics_and_stores_its_artifact(world, export_id, tiny_model):
     run_id = queue(
         world, kind="reward", export_id=export_id, base_model=tiny_model, preset="tiny-cpu"
     )
     assert make_worker(world, "w-reward").run_forever(once=True) == 1
-    done = row(world, run_id)
+    done = run_row(world[0], run_id)
     assert (done.status, done.attempts, done.error) == ("succeeded", 1, None)
     run_dir = world[1].data_dir / "runs" / str(run_id)
     assert done.artifact_uri == str(run_dir)
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
-    assert steps(world, run_id) == [1, 2, 3, 4, 5]
+    assert run_steps(world[0], run_id) == [1, 2, 3, 4, 5]
     with Session(world[0]) as session:
         last = session.scalar(
             select(RunMetric).where(RunMetric.run_id == run_id, RunMetric.step == 5)
@@ -112,7 +98,7 @@ def test_a_broken_export_fails_the_run_with_the_error(world, export_id, tiny_mod
         assert make_worker(world, "w-fail").run_forever(once=True) == 1
     finally:
         pairs.write_bytes(original)
-    failed = row(world, run_id)
+    failed = run_row(world[0], run_id)
     assert failed.status == "failed" and "sha256" in failed.error
     assert failed.error.startswith("DataError") and "Traceback" in failed.log_tail
     assert failed.artifact_uri is None and failed.finished_at is not None
@@ -146,13 +132,13 @@ def test_cancel_from_the_api_stops_a_running_run(world, export_id, tiny_model, a
         config=SLOW_DPO,
     )
     thread = run_in_thread(make_worker(world, "w-cancel"))
-    wait_for(lambda: len(steps(world, run_id)) >= 2)
+    wait_for(lambda: len(run_steps(world[0], run_id)) >= 2)
     response = client.post(f"/api/v1/training-runs/{run_id}/cancel", headers=headers)
     assert response.status_code == 202 and response.json()["cancel_requested"] is True
     thread.join(60)
-    cancelled = row(world, run_id)
+    cancelled = run_row(world[0], run_id)
     assert cancelled.status == "cancelled" and cancelled.finished_at is not None
-    assert 2 <= len(steps(world, run_id)) < SLOW_DPO["max_steps"]
+    assert 2 <= len(run_steps(world[0], run_id)) < SLOW_DPO["max_steps"]
     detail = client.get(f"/api/v1/training-runs/{run_id}", headers=headers).json()
     assert detail["status"] == "cancelled" and detail["metrics"][0]["step"] == 1
     assert not (world[1].data_dir / "runs" / str(run_id) / "adapter").exists()
@@ -169,10 +155,10 @@ def test_a_stopping_worker_queues_its_run_again(world, export_id, tiny_model):
     )
     worker = make_worker(world, "w-stop")
     thread = run_in_thread(worker)
-    wait_for(lambda: len(steps(world, run_id)) >= 1)
+    wait_for(lambda: len(run_steps(world[0], run_id)) >= 1)
     worker.stop()  # what SIGTERM/SIGINT do in `prefloop worker`
     thread.join(60)
-    requeued = row(world, run_id)
+    requeued = run_row(world[0], run_id)
     assert (requeued.status, requeued.worker, requeued.attempts) == ("queued", None, 1)
     assert "attempt 1 ended: queued" in requeued.log_tail
     with Session(world[0]) as session:

@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Export
+from app.db.models import Export, RunMetric, TrainingRun
 from tests.conftest import ROOT
 from tests.factories import make_project
 from tests.training.conftest import marker_rows, write_export
@@ -37,6 +38,19 @@ def training_export(session: Session, exports_dir: Path, rows: int = 6) -> int:
     write_export(exports_dir / str(export.id), marker_rows(rows, chat=True))
     session.commit()
     return export.id
+
+
+def run_row(engine: Engine, run_id: int) -> TrainingRun:
+    """The run's row as committed now."""
+    with Session(engine) as session:
+        return session.get(TrainingRun, run_id)
+
+
+def run_steps(engine: Engine, run_id: int) -> list[int]:
+    """The steps the run has recorded so far, in order."""
+    with Session(engine) as session:
+        stmt = select(RunMetric.step).where(RunMetric.run_id == run_id).order_by(RunMetric.step)
+        return list(session.scalars(stmt))
 
 
 def worker_env(database_url: str, data_dir: Path) -> dict[str, str]:
