@@ -1,4 +1,4 @@
-"""The worker running real (tiny) training runs in-process: metrics by step, artifacts,
+"""The worker running real (tiny) training runs as child jobs: metrics by step, artifacts,
 failure, cancel from the API mid-run, and a clean stop that queues the run again."""
 
 from __future__ import annotations
@@ -132,10 +132,12 @@ def test_cancel_from_the_api_stops_a_running_run(world, export_id, tiny_model, a
         config=SLOW_DPO,
     )
     thread = run_in_thread(make_worker(world, "w-cancel"))
-    wait_for(lambda: len(run_steps(world[0], run_id)) >= 2)
+    # each run is a child job (`accelerate launch`): starting it under load takes a while
+    wait_for(lambda: len(run_steps(world[0], run_id)) >= 2, 150)
     response = client.post(f"/api/v1/training-runs/{run_id}/cancel", headers=headers)
     assert response.status_code == 202 and response.json()["cancel_requested"] is True
-    thread.join(60)
+    thread.join(120)
+    assert not thread.is_alive(), "the worker did not finish the cancelled run"
     cancelled = run_row(world[0], run_id)
     assert cancelled.status == "cancelled" and cancelled.finished_at is not None
     assert 2 <= len(run_steps(world[0], run_id)) < SLOW_DPO["max_steps"]
@@ -155,9 +157,10 @@ def test_a_stopping_worker_queues_its_run_again(world, export_id, tiny_model):
     )
     worker = make_worker(world, "w-stop")
     thread = run_in_thread(worker)
-    wait_for(lambda: len(run_steps(world[0], run_id)) >= 1)
+    wait_for(lambda: len(run_steps(world[0], run_id)) >= 1, 150)
     worker.stop()  # what SIGTERM/SIGINT do in `prefloop worker`
-    thread.join(60)
+    thread.join(120)
+    assert not thread.is_alive(), "the stopped worker did not return"
     requeued = run_row(world[0], run_id)
     assert (requeued.status, requeued.worker, requeued.attempts) == ("queued", None, 1)
     assert "attempt 1 ended: queued" in requeued.log_tail
