@@ -11,10 +11,12 @@ from starlette.responses import Response
 from app.resources import resource_dir
 from app.web.csrf import csrf_token
 from app.web.markdown import markdown
+from training.schema import FINAL
 
 templates = Jinja2Blocks(directory=str(resource_dir("templates")))
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.filters["markdown"] = markdown
+templates.env.globals["FINAL_STATUSES"] = tuple(status.value for status in FINAL)
 
 
 def is_htmx(request: Request) -> bool:
