@@ -64,10 +64,20 @@ class RunResult:
 
 def resolve_precision(precision: str) -> tuple[Any, bool]:
     """``(torch dtype for the base weights, bf16 on?)``: ``auto`` is bf16 exactly when CUDA is
-    available."""
+    available. ``bf16`` on a machine without CUDA is a config error naming the field (TRL's
+    trainers would refuse it later with "Your setup doesn't support bf16/gpu")."""
     import torch
 
-    use_bf16 = precision == "bf16" or (precision == "auto" and torch.cuda.is_available())
+    from training.config_base import ConfigError
+
+    cuda = torch.cuda.is_available()
+    if precision == "bf16" and not cuda:
+        raise ConfigError(
+            "precision",
+            "precision 'bf16' needs a CUDA GPU and this machine has none; "
+            "use 'auto' (bf16 on a GPU, fp32 elsewhere) or 'fp32'",
+        )
+    use_bf16 = precision == "bf16" or (precision == "auto" and cuda)
     return (torch.bfloat16 if use_bf16 else torch.float32), use_bf16
 
 

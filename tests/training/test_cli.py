@@ -49,6 +49,23 @@ def test_train_reward_from_cli_with_preset_config_file_and_max_steps(
     assert resolved["lora_r"] == 4  # from the preset
 
 
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="bf16 is refused only without CUDA"
+)
+@pytest.mark.parametrize("kind", ["reward", "dpo"])
+def test_bf16_without_cuda_is_a_config_error_naming_precision(
+    kind, tiny_llama, small_export, tmp_path, capsys
+):
+    """Before, TRL refused it deep inside the trainer ("Your setup doesn't support
+    bf16/gpu") and the run failed with a traceback instead of naming the field."""
+    config = tmp_path / "bf16.json"
+    config.write_text(json.dumps({"precision": "bf16"}))
+    args = ["--data", str(small_export), "--model", str(tiny_llama), "--config", str(config)]
+    code = run_cli([kind, *args, "--out", str(tmp_path / kind)])
+    err = capsys.readouterr().err
+    assert code == 2 and "error: precision 'bf16' needs a CUDA GPU" in err, err
+
+
 def test_cli_reports_bad_config_and_bad_data_with_exit_code_2(
     tiny_llama, small_export, tmp_path, capsys
 ):
