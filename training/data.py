@@ -16,11 +16,13 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training.chat import Prompt, prompt_ids, render_completion, render_prompt
+from training.jsonl import numbered_rows
 
 FORMAT_VERSION = 1
 _REQUIRED = ("prompt", "chosen", "rejected")
@@ -28,6 +30,10 @@ _REQUIRED = ("prompt", "chosen", "rejected")
 
 class DataError(ValueError):
     """An export folder or prompt file that cannot be used; the message names the field."""
+
+
+def _invalid_json(name: str) -> Callable[[int, json.JSONDecodeError], DataError]:
+    return lambda line_no, exc: DataError(f"{name} line {line_no}: invalid JSON ({exc})")
 
 
 @dataclass(frozen=True)
@@ -97,13 +103,8 @@ def load_export(folder: Path | str) -> ExportData:
         )
     rows, ties = [], 0
     with pairs.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"pairs.jsonl line {line_no}: invalid JSON ({exc})") from exc
+        invalid = _invalid_json("pairs.jsonl")
+        for line_no, row in numbered_rows(handle, invalid):
             _check_row(row, line_no)
             if row.get("tie"):
                 ties += 1
@@ -202,13 +203,8 @@ def load_prompts(path: Path | str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"prompts file {path} does not exist")
     prompts, ids = [], set()
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path.name} line {line_no}: invalid JSON ({exc})") from exc
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line_no, row in numbered_rows(lines, _invalid_json(path.name)):
         if not isinstance(row, dict) or "id" not in row or "prompt" not in row:
             raise DataError(f"{path.name} line {line_no}: fields 'id' and 'prompt' are required")
         if not isinstance(row["prompt"], str | list):

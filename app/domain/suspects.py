@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.errors import ValidationFailed
+from training.jsonl import numbered_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +44,10 @@ class FlaggedJudgment:
 
 
 def _flagged_lines(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValidationFailed.single(
-                "suspects.jsonl", f"line {number} is not JSON: {exc.msg}"
-            ) from exc
+    def invalid(number: int, exc: json.JSONDecodeError) -> ValidationFailed:
+        return ValidationFailed.single("suspects.jsonl", f"line {number} is not JSON: {exc.msg}")
+
+    for number, row in numbered_rows(lines, invalid):
         if row.get("flagged") and row.get("labeler") is not None:
             yield number, row
 

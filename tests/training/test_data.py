@@ -1,5 +1,6 @@
 """Export folders: sha256 check, ties, split by prompt, chat rendering, prompt files."""
 
+import hashlib
 import json
 
 import pytest
@@ -50,6 +51,24 @@ def test_bad_row_names_line_and_field(tmp_path):
     rows[0]["margin"] = "big"
     with pytest.raises(DataError, match="line 1: field 'margin'"):
         load_export(write_export(tmp_path / "f", rows))
+
+
+def test_a_line_that_is_not_json_is_named_in_exports_and_prompt_files(tmp_path):
+    rows = marker_rows(2)
+    folder = write_export(tmp_path / "e", rows)
+    body = (folder / "pairs.jsonl").read_bytes() + b"\n{not json\n"
+    (folder / "pairs.jsonl").write_bytes(body)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"] = hashlib.sha256(body).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        DataError, match=rf"^pairs.jsonl line {len(rows) + 2}: invalid JSON \(Expecting"
+    ):
+        load_export(folder)
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"id": "x", "prompt": "hi"}\n[1,\n')
+    with pytest.raises(DataError, match=r"^prompts.jsonl line 2: invalid JSON \("):
+        load_prompts(path)
 
 
 def test_missing_folder_or_only_ties(tmp_path):
