@@ -1,8 +1,10 @@
 """Keep it fixed (issue 11): schemathesis fuzzes every API operation of a live server with
 an admin token and a labeler token (fixed seed, bounded in time): no answer is a server
-error, and every answer (status, content type, headers, body, the Allow header of a 405,
-401 without credentials) is the one the served OpenAPI document declares.
-bench/api_fuzz.py runs the same at full strength and also reports the request checks."""
+error, every answer (status, content type, headers, body, the Allow header of a 405, 401
+without credentials) is the one the served OpenAPI document declares, schema-valid bodies
+are accepted and schema-invalid ones refused, and a created resource is found (what depends
+on the data is listed per operation in tests/helpers/schemathesis.toml).
+bench/api_fuzz.py runs the same at full strength."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -24,6 +25,12 @@ def settings(settings):
 def _asgi_post(app, path: str, headers: dict[str, str], length: int) -> tuple[int, dict, int]:
     """POST ``path`` announcing ``length`` body bytes, straight through ASGI; returns the
     status, the JSON answer and how many times the app asked for the body."""
+    start, body, asked = _asgi_exchange(app, path, headers, length)
+    return start["status"], json.loads(body), asked
+
+
+def _asgi_exchange(app, path: str, headers: dict[str, str], length: int) -> tuple[dict, bytes, int]:
+    """The same POST; returns the response's start message, its body and the count."""
     asked = 0
     sent: list[dict] = []
 
@@ -57,13 +64,32 @@ def _asgi_post(app, path: str, headers: dict[str, str], length: int) -> tuple[in
         thread.submit(anyio.run, app, scope, receive, send).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], json.loads(body), asked
+    return start, body, asked
 
 
 def test_anonymous_oversized_api_post_is_401_without_reading_the_body(app):
     json_type = {"Content-Type": "application/json"}
     status, answer, asked = _asgi_post(app, "/api/v1/projects", json_type, 16 * 2**20)
     assert (status, answer["error"]["code"], asked) == (401, "not_authenticated", 0)
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+BAD_COOKIE = {**FORM, "Cookie": "prefloop_session=forged.signature"}
+
+
+@pytest.mark.parametrize("headers", [FORM, BAD_COOKIE], ids=["no cookie", "forged cookie"])
+@pytest.mark.parametrize(
+    "path", ["/admin/projects", "/admin/projects/1/import", "/projects/1/label/2", "/admin/runs"]
+)
+def test_anonymous_page_post_goes_to_login_without_reading_the_body(app, path, headers):
+    start, _, asked = _asgi_exchange(app, path, headers, 16 * 2**20)
+    location = dict(start["headers"]).get(b"location", b"").decode()
+    assert (start["status"], location, asked) == (303, f"/login?next={quote(path)}", 0)
+
+
+def test_the_login_form_is_still_read_without_a_session(client):
+    response = client.post("/login", data={"username": "nobody", "password": "p"})
+    assert response.status_code == 403  # read, then refused: no CSRF token in the form
 
 
 def test_credentialed_oversized_post_is_413_without_reading_the_body(app):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from training.config_base import ConfigError, LaunchFields, Validated, require
+from training.config_base import ConfigError, LaunchFields, Validated, bound, require
 from training.presets import PRESETS
 from training.schema import RunKind
 
@@ -36,6 +36,10 @@ DPO_LOSS_TYPES = (
 DPO_SMOOTHED_LOSSES = ("robust", "exo_pair")  # the only ones of DPO_LOSS_TYPES TRL 1.16 smooths
 
 
+_UNTRUNCATED = "must be {} (PPO samples from the full softmax its log-probs are computed on)"
+_FOLDS_EVALUATE = "must be 0 for a suspects run: each fold's held-out prompts are its evaluation"
+
+
 def _targets_lm_head(targets: str | list[str]) -> bool:
     names = [targets] if isinstance(targets, str) else targets
     return any(name == "lm_head" or name.endswith(".lm_head") for name in names)
@@ -46,34 +50,28 @@ class _LoraFields(LaunchFields):
     """LoRA adapter, numeric precision and launch shared by every trainable kind."""
 
     seed: int = 42
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_r: int = bound(16, ge=1)
+    lora_alpha: int = bound(32, ge=1)
+    lora_dropout: float = bound(0.05, ge=0, lt=1)
     lora_target_modules: str | list[str] = "all-linear"
     precision: Precision = "auto"  # auto: bf16 when CUDA is available, else fp32
     prompt_format: PromptFormat = "auto"
-
-    def _validate(self) -> None:
-        super()._validate()
-        require(self.lora_r >= 1, "lora_r", "must be >= 1")
-        require(self.lora_alpha >= 1, "lora_alpha", "must be >= 1")
-        require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
 
 
 @dataclass
 class _TrainerFields(_LoraFields):
     """Fields of the TRL-trainer kinds (reward, dpo)."""
 
-    learning_rate: float = 1e-4
-    max_steps: int = -1  # -1: run num_train_epochs instead
-    num_train_epochs: float = 1.0
-    per_device_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    logging_steps: int = 10
-    eval_steps: int | None = None  # None: evaluate once, at the end
-    eval_fraction: float = 0.1
-    max_length: int = 512
-    warmup_ratio: float = 0.0
+    learning_rate: float = bound(1e-4, gt=0)
+    max_steps: int = bound(-1, ge=1, also=(-1,))  # -1: run num_train_epochs instead
+    num_train_epochs: float = bound(1.0, gt=0)
+    per_device_batch_size: int = bound(4, ge=1)
+    gradient_accumulation_steps: int = bound(1, ge=1)
+    logging_steps: int = bound(10, ge=1)
+    eval_steps: int | None = bound(None, ge=1)  # None: evaluate once, at the end
+    eval_fraction: float = bound(0.1, ge=0, lt=1)
+    max_length: int = bound(512, ge=8)
+    warmup_ratio: float = bound(0.0, ge=0, lt=1)
     weight_decay: float = 0.0
     lr_scheduler_type: Literal["linear", "cosine", "constant"] = "linear"
     gradient_checkpointing: bool = False
@@ -81,15 +79,6 @@ class _TrainerFields(_LoraFields):
 
     def _validate(self) -> None:
         super()._validate()
-        require(self.learning_rate > 0, "learning_rate", "must be > 0")
-        require(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "must be >= 1 (or -1)")
-        require(self.num_train_epochs > 0, "num_train_epochs", "must be > 0")
-        for name in ("per_device_batch_size", "gradient_accumulation_steps", "logging_steps"):
-            require(getattr(self, name) >= 1, name, "must be >= 1")
-        require(self.eval_steps is None or self.eval_steps >= 1, "eval_steps", "must be >= 1")
-        require(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
-        require(self.max_length >= 8, "max_length", "must be >= 8")
-        require(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
         require(
             self.eval_steps is None or self.eval_fraction > 0 or getattr(self, "dev_fraction", 0),
             "eval_steps",
@@ -102,23 +91,24 @@ class RewardRunConfig(_TrainerFields):
     """Reward model: Bradley–Terry on (chosen, rejected), LoRA (SEQ_CLS), head fully trained."""
 
     use_margin: bool = False  # loss = -log σ(r_c - r_r - margin_scale * margin)
-    margin_scale: float = 1.0
+    margin_scale: float = bound(1.0, ge=0)
     center_rewards_coefficient: float | None = None
-    lora_layers: int | None = None  # adapt only the top N transformer layers (cheaper backward)
+    # adapt only the top N transformer layers (cheaper backward)
+    lora_layers: int | None = bound(None, ge=1)
     modules_to_save: list[str] = dataclasses.field(default_factory=list)  # trained in full
     full_finetune: bool = False  # train every weight, no LoRA: the run saves the whole model
-    dev_fraction: float = 0.0  # share of the TRAIN prompts kept aside to pick the best weights
-    early_stopping_patience: int | None = None  # stop after N dev evaluations without a gain
+    # share of the TRAIN prompts kept aside to pick the best weights
+    dev_fraction: float = bound(0.0, ge=0, lt=1)
+    # stop after N dev evaluations without a gain
+    early_stopping_patience: int | None = bound(None, ge=1)
 
     def _validate(self) -> None:
         super()._validate()
-        require(self.margin_scale >= 0, "margin_scale", "must be >= 0")
         require(
             self.use_margin or self.margin_scale == 1.0,
             "margin_scale",
             "is used only with use_margin: true (it would be ignored)",
         )
-        require(self.lora_layers is None or self.lora_layers >= 1, "lora_layers", "must be >= 1")
         _validate_selection(self)
 
 
@@ -130,14 +120,12 @@ def _validate_selection(config: RewardRunConfig) -> None:
             name,
             "is a LoRA option: it would be ignored with full_finetune: true",
         )
-    require(0.0 <= config.dev_fraction < 1.0, "dev_fraction", "must be in [0, 1)")
     require(
         config.dev_fraction == 0 or config.eval_steps is not None,
         "dev_fraction",
         "needs eval_steps (how often the dev split is evaluated)",
     )
     patience = config.early_stopping_patience
-    require(patience is None or patience >= 1, "early_stopping_patience", "must be >= 1")
     require(
         patience is None or config.dev_fraction > 0,
         "early_stopping_patience",
@@ -149,16 +137,13 @@ def _validate_selection(config: RewardRunConfig) -> None:
 class DPORunConfig(_TrainerFields):
     """DPO with LoRA; the reference is the base with the adapter switched off."""
 
-    learning_rate: float = 5e-5
-    beta: float = 0.1
-    loss_type: str = "sigmoid"
-    label_smoothing: float = 0.0
+    learning_rate: float = bound(5e-5, gt=0)
+    beta: float = bound(0.1, gt=0)
+    loss_type: Literal[DPO_LOSS_TYPES] = "sigmoid"  # type: ignore[valid-type]
+    label_smoothing: float = bound(0.0, ge=0, lt=0.5)
 
     def _validate(self) -> None:
         super()._validate()
-        require(self.beta > 0, "beta", "must be > 0")
-        require(self.loss_type in DPO_LOSS_TYPES, "loss_type", f"must be one of {DPO_LOSS_TYPES}")
-        require(0.0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
         require(
             self.label_smoothing == 0.0 or self.loss_type in DPO_SMOOTHED_LOSSES,
             "label_smoothing",
@@ -187,57 +172,48 @@ class PPORunConfig(_LoraFields):
     ``gradient_accumulation_steps`` micro-batches.
     """
 
-    learning_rate: float = 1e-5
-    max_steps: int = 100
-    rollout_batch_size: int = 8
-    mini_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    ppo_epochs: int = 4
-    max_prompt_length: int = 256
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_k: int = 0  # must stay 0 and top_p 1: log-probs use the full (tempered) softmax
-    top_p: float = 1.0
-    gamma: float = 1.0
-    lam: float = 0.95
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    ent_coef: float = 0.0
-    kl_coef: float = 0.05
+    learning_rate: float = bound(1e-5, gt=0)
+    max_steps: int = bound(100, ge=1)
+    rollout_batch_size: int = bound(8, ge=1)
+    mini_batch_size: int = bound(4, ge=1)
+    gradient_accumulation_steps: int = bound(1, ge=1)
+    ppo_epochs: int = bound(4, ge=1)
+    max_prompt_length: int = bound(256, ge=1)
+    max_new_tokens: int = bound(64, ge=1)
+    temperature: float = bound(1.0, gt=0)
+    # top_k must stay 0 and top_p 1: log-probs use the full (tempered) softmax
+    top_k: int = bound(0, ge=0, le=0, message=_UNTRUNCATED.format(0))
+    top_p: float = bound(1.0, ge=1, le=1, message=_UNTRUNCATED.format(1.0))
+    gamma: float = bound(1.0, ge=0, le=1)
+    lam: float = bound(0.95, ge=0, le=1)
+    cliprange: float = bound(0.2, gt=0)
+    cliprange_value: float = bound(0.2, gt=0)
+    vf_coef: float = bound(0.1, ge=0)
+    ent_coef: float = bound(0.0, ge=0)
+    kl_coef: float = bound(0.05, ge=0)
     adaptive_kl: bool = False  # Ziegler et al. 2019 proportional controller
-    kl_target: float = 6.0
-    kl_horizon: int = 10000
+    kl_target: float = bound(6.0, gt=0)
+    kl_horizon: int = bound(10000, ge=1)
     whiten_rewards: bool = False
-    missing_eos_penalty: float | None = None  # subtracted from the score of a run-on response
+    # subtracted from the score of a run-on response
+    missing_eos_penalty: float | None = bound(
+        None, ge=0, message="must be >= 0 (it is subtracted from the score)"
+    )
     normalize_reward: bool = False  # (score - running mean) / running std
     reward_clip_range: list[float] | None = None  # [low, high] clamp of the score, last
     value_init: Literal["fresh", "reward"] = "fresh"  # reward: value from the reward model
     gradient_checkpointing: bool = False  # recompute activations in the update (dropout off)
-    max_grad_norm: float = 1.0
-    value_lora_r: int = 8
-    reward_batch_size: int = 8
-    logging_steps: int = 1
-    sample_every: int = 10  # log a few sample completions every N steps (0: never)
-    num_samples: int = 2
+    max_grad_norm: float = bound(1.0, gt=0)
+    value_lora_r: int = bound(8, ge=1)
+    reward_batch_size: int = bound(8, ge=1)
+    logging_steps: int = bound(1, ge=1)
+    # log a few sample completions every N steps (0: never)
+    sample_every: int = bound(10, ge=0)
+    num_samples: int = bound(2, ge=0)
     ONLY_DDP = "for PPO (its loop all-reduces gradients itself; no ZeRO/FSDP)"
 
     def _validate(self) -> None:
         super()._validate()
-        for name in (
-            "max_steps",
-            "rollout_batch_size",
-            "mini_batch_size",
-            "ppo_epochs",
-            "gradient_accumulation_steps",
-            "max_prompt_length",
-            "max_new_tokens",
-            "value_lora_r",
-            "reward_batch_size",
-            "logging_steps",
-            "kl_horizon",
-        ):
-            require(getattr(self, name) >= 1, name, "must be >= 1")
         require(
             self.rollout_batch_size % self.mini_batch_size == 0,
             "mini_batch_size",
@@ -248,50 +224,32 @@ class PPORunConfig(_LoraFields):
             "gradient_accumulation_steps",
             "must divide mini_batch_size",
         )
-        require(self.learning_rate > 0, "learning_rate", "must be > 0")
-        require(self.temperature > 0, "temperature", "must be > 0")
-        untruncated = "(PPO samples from the full softmax its log-probs are computed on)"
-        require(self.top_p == 1.0, "top_p", f"must be 1.0 {untruncated}")
-        require(self.top_k == 0, "top_k", f"must be 0 {untruncated}")
-        require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
-        require(
-            self.missing_eos_penalty is None or self.missing_eos_penalty >= 0,
-            "missing_eos_penalty",
-            "must be >= 0 (it is subtracted from the score)",
-        )
         clip = self.reward_clip_range
         require(
             clip is None or (len(clip) == 2 and clip[0] < clip[1]),
             "reward_clip_range",
             f"must be [low, high] with low < high, got {clip!r}",
         )
-        require(0.0 <= self.lam <= 1.0, "lam", "must be in [0, 1]")
-        for name in ("cliprange", "cliprange_value", "kl_target", "max_grad_norm"):
-            require(getattr(self, name) > 0, name, "must be > 0")
-        for name in ("vf_coef", "ent_coef", "kl_coef", "sample_every", "num_samples"):
-            require(getattr(self, name) >= 0, name, "must be >= 0")
 
 
 @dataclass
 class GenerateRunConfig(Validated):
     """Sampling n completions per prompt (``mix_base``: n from the adapter AND n from the base)."""
 
-    n: int = 3
-    max_new_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50
-    repetition_penalty: float = 1.1
+    n: int = bound(3, ge=1)
+    max_new_tokens: int = bound(128, ge=1)
+    temperature: float = bound(0.7, gt=0)
+    top_p: float = bound(0.95, gt=0, le=1)
+    top_k: int = bound(50, ge=0)
+    repetition_penalty: float = bound(1.1, gt=0)
     mix_base: bool = False
-    batch_size: int = 8
+    batch_size: int = bound(8, ge=1)
     seed: int = 0
     precision: Precision = "auto"
     prompt_format: PromptFormat = "auto"
     engine: Literal["transformers", "vllm"] = "transformers"  # vllm: the vllm extra, CUDA
 
     def _validate(self) -> None:
-        for name in ("n", "max_new_tokens", "batch_size"):
-            require(getattr(self, name) >= 1, name, "must be >= 1")
         total = self.n * (2 if self.mix_base else 1)
         require(
             2 <= total <= 9,
@@ -299,10 +257,6 @@ class GenerateRunConfig(Validated):
             f"gives {total} completions a prompt; the import format "
             "takes 2 to 9 (with mix_base, n from each model)",
         )
-        require(self.temperature > 0, "temperature", "must be > 0")
-        require(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
-        require(self.top_k >= 0, "top_k", "must be >= 0")
-        require(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
 
 
 @dataclass
@@ -311,18 +265,9 @@ class SuspectsRunConfig(RewardRunConfig):
     score every pair out of fold (``training.suspects``). Each fold's held-out prompts are its
     evaluation, so ``eval_fraction`` and ``dev_fraction`` stay 0."""
 
-    eval_fraction: float = 0.0
-    folds: int = 2
-
-    def _validate(self) -> None:
-        super()._validate()
-        require(2 <= self.folds <= 20, "folds", "must be from 2 to 20")
-        for name in ("eval_fraction", "dev_fraction"):
-            require(
-                getattr(self, name) == 0,
-                name,
-                "must be 0 for a suspects run: each fold's held-out prompts are its evaluation",
-            )
+    eval_fraction: float = bound(0.0, ge=0, le=0, message=_FOLDS_EVALUATE)
+    dev_fraction: float = bound(0.0, ge=0, le=0, message=_FOLDS_EVALUATE)
+    folds: int = bound(2, ge=2, le=20, message="must be from 2 to 20")
 
 
 RunConfig = RewardRunConfig | DPORunConfig | PPORunConfig | GenerateRunConfig | SuspectsRunConfig

@@ -13,43 +13,50 @@ TIES_KEEP = "keep"
 TIES_MODES = (TIES_DROP, TIES_KEEP)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """What one filter accepts, as JSON schema (the API documents exactly this) and the
+    refusal's message."""
+
+    schema: dict[str, Any]
+    message: str
 
 
-def _check_min_judgments(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return "must be a non-negative integer"
-    return None
-
-
-def _check_min_agreement(value: Any) -> str | None:
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
-        return "must be a number between 0 and 1"
-    return None
-
-
-def _check_exclude_labelers(value: Any) -> str | None:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        return "must be a list of labeler names"
-    return None
-
-
-def _check_include_gold(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-def _check_ties(value: Any) -> str | None:
-    return None if value in TIES_MODES else f"must be one of {', '.join(TIES_MODES)}"
-
-
-_CHECKS = {
-    "min_judgments": _check_min_judgments,
-    "min_agreement": _check_min_agreement,
-    "exclude_labelers": _check_exclude_labelers,
-    "include_gold": _check_include_gold,
-    "ties": _check_ties,
+_RULES = {
+    "min_judgments": _Rule({"type": "integer", "minimum": 0}, "must be a non-negative integer"),
+    "min_agreement": _Rule(
+        {"type": "number", "minimum": 0, "maximum": 1}, "must be a number between 0 and 1"
+    ),
+    "exclude_labelers": _Rule(
+        {"type": "array", "items": {"type": "string"}}, "must be a list of labeler names"
+    ),
+    "include_gold": _Rule({"type": "boolean"}, "must be true or false"),
+    "ties": _Rule({"enum": list(TIES_MODES)}, f"must be one of {', '.join(TIES_MODES)}"),
 }
+
+
+def _conforms(value: Any, schema: dict[str, Any]) -> bool:
+    """Whether ``value`` is valid under ``schema`` (the subset ``_RULES`` uses)."""
+    if "enum" in schema:
+        return any(value == v and type(value) is type(v) for v in schema["enum"])
+    kind = schema["type"]
+    if kind == "array":
+        items = schema["items"]
+        return isinstance(value, list | tuple) and all(_conforms(v, items) for v in value)
+    types = {"integer": int, "number": int | float, "boolean": bool, "string": str}[kind]
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 3.0 is the integer 3 (as JSON Schema's "integer" says)
+    if not isinstance(value, types) or (isinstance(value, bool) and kind != "boolean"):
+        return False
+    low, high = schema.get("minimum"), schema.get("maximum")
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _problem(key: str, value: Any) -> str | None:
+    rule = _RULES.get(key)
+    if rule is None:
+        return f"unknown filter; known: {', '.join(_RULES)}"
+    return None if _conforms(value, rule.schema) else rule.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +90,7 @@ class ExportFilters:
             raise ValidationFailed.single("filters", "must be an object")
         problems = Problems()
         for key, value in data.items():
-            check = _CHECKS.get(key)
-            message = (
-                f"unknown filter; known: {', '.join(_CHECKS)}" if check is None else check(value)
-            )
-            if message is not None:
+            if (message := _problem(key, value)) is not None:
                 problems.add(f"filters.{key}", message)
         problems.raise_if_any()
         values = dict(data)
@@ -95,6 +98,8 @@ class ExportFilters:
             values["exclude_labelers"] = tuple(sorted(set(values["exclude_labelers"])))
         if "min_agreement" in values:
             values["min_agreement"] = float(values["min_agreement"])
+        if "min_judgments" in values:
+            values["min_judgments"] = int(values["min_judgments"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,4 +110,18 @@ class ExportFilters:
             "exclude_labelers": sorted(set(self.exclude_labelers)),
             "include_gold": self.include_gold,
             "ties": self.ties,
+        }
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON schema of ``filters`` (every key optional: the rest are defaults), made
+        from the rules ``from_dict`` checks with."""
+        defaults = cls().to_dict()
+        properties = {k: {**rule.schema, "default": defaults[k]} for k, rule in _RULES.items()}
+        return {
+            "type": "object",
+            "title": "ExportFilters",
+            "description": (cls.__doc__ or "").strip(),
+            "properties": properties,
+            "additionalProperties": False,
         }

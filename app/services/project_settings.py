@@ -7,8 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.domain.errors import Problems
+from app.domain.names import trimmed_pattern
 
 DEFAULT_AXES = ["helpful", "honest", "harmless"]
+MAX_AXIS = 40
+AXIS_PATTERN = trimmed_pattern(MAX_AXIS)
+"""``_axes``'s rule as a pattern: 1 to MAX_AXIS characters once stripped, no NUL."""
 
 
 class AdaptiveOverlap(BaseModel):
@@ -26,7 +30,14 @@ class ProjectSettings(BaseModel):
     labels_per_prompt: int = Field(default=3, ge=1, le=20)
     allow_ties: bool = True
     allow_reject_all: bool = True
-    rating_axes: list[str] = Field(default_factory=lambda: list(DEFAULT_AXES), max_length=8)
+    rating_axes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_AXES),
+        max_length=8,
+        json_schema_extra={
+            "items": {"type": "string", "pattern": AXIS_PATTERN},
+            "uniqueItems": True,
+        },
+    )
     require_rationale: bool = False
     lease_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     guidelines: str = Field(default="", max_length=100_000)
@@ -41,8 +52,8 @@ class ProjectSettings(BaseModel):
     @classmethod
     def _axes(cls, axes: list[str]) -> list[str]:
         cleaned = [a.strip() for a in axes]
-        if any(not a or len(a) > 40 for a in cleaned):
-            raise ValueError("each axis is a name of 1 to 40 characters")
+        if any(not a or len(a) > MAX_AXIS for a in cleaned):
+            raise ValueError(f"each axis is a name of 1 to {MAX_AXIS} characters")
         if len(set(cleaned)) != len(cleaned):
             raise ValueError("axis names must be unique")
         return cleaned
@@ -54,13 +65,27 @@ class ProjectSettings(BaseModel):
         return self
 
 
+def _whole(value: Any) -> Any:
+    """``value`` with each whole float an int: JSON's 3.0 is the integer 3 (as JSON Schema's
+    ``integer`` says), which strict validation would refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
 def parse_settings(
-    data: dict[str, Any] | None, base: dict[str, Any] | None = None
+    data: dict[str, Any] | None, base: dict[str, Any] | None = None, *, strict: bool = False
 ) -> ProjectSettings:
-    """Validate settings (merged over ``base``), raising ValidationFailed naming each field."""
+    """Validate settings (merged over ``base``), raising ValidationFailed naming each field.
+    ``strict``: JSON types only, as the API documents them (no ``"3"`` for 3, no ``1`` for
+    true); a form's strings are converted."""
     merged = {**(base or {}), **(data or {})}
     try:
-        return ProjectSettings.model_validate(merged)
+        return ProjectSettings.model_validate(_whole(merged) if strict else merged, strict=strict)
     except ValidationError as exc:
         problems = Problems()
         problems.add_located(exc.errors(), prefix="settings.")

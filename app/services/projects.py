@@ -18,7 +18,8 @@ from app.services.project_settings import ProjectSettings, parse_settings
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
-STATUSES = "one of draft, active, paused, archived"
+PROJECT_STATUSES = tuple(s.value for s in ProjectStatus)
+STATUSES = f"one of {', '.join(PROJECT_STATUSES)}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def _check(
     settings: dict[str, Any] | None,
     base: dict[str, Any] | None,
     problems: Problems,
+    strict: bool,
 ) -> _Checked:
     """Name, description and settings checked together: every problem is collected."""
     clean_name = None if name is None else (name or "").strip()
@@ -43,7 +45,7 @@ def _check(
     parsed = None
     if settings is not None or base is None:
         with problems.collecting():
-            parsed = parse_settings(settings, base=base).model_dump()
+            parsed = parse_settings(settings, base=base, strict=strict).model_dump()
     problems.raise_if_any()
     return _Checked(clean_name, parsed)
 
@@ -55,12 +57,14 @@ def create_project(
     *,
     description: str = "",
     status: str = ProjectStatus.active.value,
+    strict: bool = False,
 ) -> Project:
-    """A new project; raises ValidationFailed naming every bad field, Conflict (name taken)."""
+    """A new project; raises ValidationFailed naming every bad field, Conflict (name taken).
+    ``strict``: the settings' values have their JSON types (the API), not strings to convert."""
     problems = Problems()
-    if status not in {s.value for s in ProjectStatus}:
+    if status not in PROJECT_STATUSES:
         problems.add("status", STATUSES)
-    checked = _check(name, description or "", settings, None, problems)
+    checked = _check(name, description or "", settings, None, problems, strict)
     project = Project(
         name=checked.name,
         description=description or "",
@@ -89,11 +93,13 @@ def update_project(
     description: str | None = None,
     settings: dict[str, Any] | None = None,
     status: str | None = None,
+    strict: bool = False,
 ) -> Project:
     """Change name, description, some settings (merged over the current ones) and the
-    status, in one transaction: everything is checked before anything changes."""
+    status, in one transaction: everything is checked before anything changes (``strict``:
+    as in ``create_project``)."""
     target = _target_status(project, status) if status is not None else None
-    checked = _check(name, description, settings, project.settings, Problems())
+    checked = _check(name, description, settings, project.settings, Problems(), strict)
     if checked.name is not None:
         project.name = checked.name
     if description is not None:

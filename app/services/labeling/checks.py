@@ -21,10 +21,31 @@ MAX_FLAG_LENGTH = 64
 MAX_DURATION_MS = 2**31 - 1
 
 
+TIERS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+}
+RANKING_RULE = {
+    "anyOf": [
+        {
+            "required": ["ranking"],
+            "properties": {"ranking": TIERS_SCHEMA, "reject_all": {"const": False}},
+        },
+        {
+            "required": ["reject_all"],
+            "properties": {"reject_all": {"const": True}, "ranking": {"enum": [None, []]}},
+        },
+    ]
+}
+"""``_check_ranking``'s rule in the document: a ranking unless ``reject_all`` is true (then
+none). That the tiers cover the assignment's completions depends on the data: not here."""
+
+
 class JudgmentIn(BaseModel):
     """A judgment as submitted (SPEC §2); the service checks it against the project."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=RANKING_RULE)
 
     ranking: Any = Field(default=None, description="Tiers of completion ids, best first.")
     reject_all: StrictBool = False

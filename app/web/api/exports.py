@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from app.domain.pairs import CONSENSUS
+from app.domain.pairs import CONSENSUS, STRATEGIES
 from app.services import exports
 from app.services.accounts import policy
 from app.services.exports import MANIFEST_FILE, PAIRS_FILE
 from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.inputs import DbId
+from app.web.openapi import documented_as, one_of
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
@@ -23,8 +24,8 @@ class NewExport(BaseModel):
     """``strategy``: consensus | all | best_vs_rest | best_vs_worst. ``filters``: SPEC §4."""
 
     model_config = ConfigDict(extra="forbid")
-    strategy: str = CONSENSUS
-    filters: dict[str, Any] | None = None
+    strategy: Annotated[str, one_of(STRATEGIES)] = CONSENSUS
+    filters: Annotated[dict[str, Any] | None, documented_as("ExportFilters", nullable=True)] = None
 
 
 class ExportOut(BaseModel):

@@ -24,6 +24,7 @@ from app.services.accounts import policy
 from app.web.body_limit import streams_body
 from app.web.deps import AdminUser, SessionDep
 from app.web.inputs import DbId
+from app.web.openapi import one_of
 
 router = APIRouter(prefix="/api/v1/projects", tags=["import"])
 
@@ -103,7 +104,11 @@ def import_prompts(
     db: SessionDep,
     user: AdminUser,
     upload: UploadDep,
-    format: Annotated[str | None, Query(description=f"one of {', '.join(FORMATS)}")] = None,
+    format: Annotated[
+        str | None,
+        Query(description=f"one of {', '.join(FORMATS)}"),
+        one_of(FORMATS, nullable=True),
+    ] = None,
     labeler: Annotated[
         str, Query(description="external labeler of the judgments that pairs carry")
     ] = DEFAULT_PAIRS_LABELER,

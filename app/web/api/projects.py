@@ -3,32 +3,45 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.domain.names import trimmed_pattern
 from app.services import projects
 from app.services.accounts import policy
 from app.services.project_settings import ProjectSettings
+from app.services.projects import MAX_DESCRIPTION, MAX_NAME, PROJECT_STATUSES
 from app.web.deps import AdminUser, CurrentUser, SessionDep
 from app.web.inputs import DbId
+from app.web.openapi import documented, documented_as, one_of
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
+NAME = {"type": "string", "pattern": trimmed_pattern(MAX_NAME)}
+DESCRIPTION = {"type": "string", "maxLength": MAX_DESCRIPTION}
+SETTINGS = "The labeling settings to set (SPEC §2); the others keep their value or default."
+
+
 class NewProject(BaseModel):
-    name: str
-    description: str = ""
-    status: str = "active"
-    settings: dict[str, Any] = Field(default_factory=dict)
+    name: Annotated[str, documented(NAME)]
+    description: Annotated[str, documented(DESCRIPTION)] = ""
+    status: Annotated[str, one_of(PROJECT_STATUSES)] = "active"
+    settings: Annotated[dict[str, Any], documented_as("ProjectSettings", description=SETTINGS)] = (
+        Field(default_factory=dict)
+    )
 
 
 class ProjectPatch(BaseModel):
-    name: str | None = None
-    description: str | None = None
-    status: str | None = None
-    settings: dict[str, Any] | None = None
+    name: Annotated[str | None, documented(NAME, nullable=True)] = None
+    description: Annotated[str | None, documented(DESCRIPTION, nullable=True)] = None
+    status: Annotated[str | None, one_of(PROJECT_STATUSES, nullable=True)] = None
+    settings: Annotated[
+        dict[str, Any] | None,
+        documented_as("ProjectSettings", nullable=True, description=SETTINGS),
+    ] = None
 
 
 class ProjectOut(BaseModel):
@@ -58,7 +71,7 @@ class Member(BaseModel):
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
 def create_project(body: NewProject, db: SessionDep, _: AdminUser) -> ProjectOut:
     project = projects.create_project(
-        db, body.name, body.settings, description=body.description, status=body.status
+        db, body.name, body.settings, description=body.description, status=body.status, strict=True
     )
     return ProjectOut.model_validate(project)
 
@@ -86,6 +99,7 @@ def update_project(project_id: DbId, body: ProjectPatch, db: SessionDep, user: A
         description=body.description,
         settings=body.settings,
         status=body.status,
+        strict=True,
     )
     return ProjectOut.model_validate(project)
 

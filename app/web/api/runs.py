@@ -14,6 +14,8 @@ from app.services.runs import next_round, view
 from app.services.runs import queue as runs
 from app.web.deps import AdminUser, SessionDep, SettingsDep
 from app.web.inputs import DbId, Int32
+from app.web.openapi import documented_as
+from training.config import CONFIG_CLASSES
 from training.schema import BASE_MODEL_CHARS, RunKind
 
 KindChoice = Literal[tuple(kind.value for kind in RunKind)]  # the enum's values, as a Literal
@@ -25,7 +27,13 @@ class NewRun(BaseModel):
     kind: KindChoice
     export_id: DbId | None = None
     base_model: str = Field(default="", max_length=BASE_MODEL_CHARS)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Annotated[
+        dict[str, Any],
+        documented_as(
+            *(cls.__name__ for cls in CONFIG_CLASSES.values()),
+            description="Fields of the kind's config class, over its defaults and the preset.",
+        ),
+    ] = Field(default_factory=dict)
     parent_run_id: DbId | None = None
     preset: str | None = None
     project_id: DbId | None = Field(

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.domain.names import EXTERNAL_PREFIX, USERNAME_RE
 from app.services.accounts import policy, tokens, users
 from app.services.accounts.users import MIN_PASSWORD
 from app.web.deps import AdminUser, CurrentUser, SessionDep
 from app.web.inputs import DbId
+from app.web.openapi import documented
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
+NEW_USERNAME = {
+    "type": "string",
+    "pattern": USERNAME_RE.pattern,
+    "not": {"pattern": f"^{EXTERNAL_PREFIX}"},
+    "description": f"Letters, digits or _ . @ : - (starting alnum); {EXTERNAL_PREFIX} is reserved.",
+}
+
+
 class NewUser(BaseModel):
-    username: str = Field(max_length=150)
+    username: Annotated[str, documented(NEW_USERNAME)] = Field(max_length=150)
     password: str = Field(min_length=MIN_PASSWORD, max_length=1000)
     role: Literal["admin", "labeler"] = "labeler"
 

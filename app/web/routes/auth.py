@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from app.domain.errors import RateLimited, ValidationFailed
 from app.services.accounts import sessions, users
+from app.web.body_limit import public_form
 from app.web.csrf import csrf_guard, login_csrf_guard
 from app.web.deps import OptionalUser, SessionDep, SettingsDep
 from app.web.templating import render
@@ -42,6 +43,7 @@ def login_page(request: Request, user: OptionalUser, next: str | None = None) ->
 
 
 @router.post("/login", dependencies=[Depends(login_csrf_guard)])
+@public_form
 def login(
     request: Request,
     db: SessionDep,
@@ -64,6 +66,7 @@ def login(
 
 
 @router.post("/logout", dependencies=[Depends(csrf_guard)])
+@public_form
 def logout(request: Request, db: SessionDep) -> Response:
     """Ends the session on the server too: a copy of the cookie is refused from now on."""
     sessions.end_session(db, request.session.get("sid"))
