@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from app.db.models import User
 from app.services.accounts import policy, sessions
-from app.services.accounts.tokens import user_for_token
-from app.services.unit_of_work import DbSession, session_scope
+from app.services.accounts.tokens import cached_user_for_token, user_for_token
+from app.services.unit_of_work import DbSession
 from app.settings import Settings
 from app.web.csrf import csrf_guard
+
+T = TypeVar("T")
 
 
 class NotAuthenticated(Exception):
     """No valid session or token: 401 for the API, a redirect to /login for pages."""
 
 
-def get_db(request: Request) -> Iterator[DbSession]:
-    yield from session_scope(request.app.state.sessionmaker)
+async def get_db(request: Request) -> AsyncIterator[DbSession]:
+    """The request's session. Opening one does no I/O (it connects on first use) and
+    closing one whose service committed or rolled back only returns its connection to
+    the pool, so this runs on the event loop: a sync dependency would cost two
+    worker-thread hops per request. A transaction still open at the end (a read-only
+    request) is rolled back in a worker thread: that one is a round trip."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,16 +56,22 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def current_user(request: Request, db: SessionDep, _: None = Depends(csrf_guard)) -> User:
+async def current_user(request: Request, db: SessionDep, _: None = Depends(csrf_guard)) -> User:
     """The caller, from a bearer token or the session cookie (CSRF-checked) whose session
-    is still recorded on the server (logout, a password change or deactivation end it)."""
+    is still recorded on the server (logout, a password change or deactivation end it).
+
+    A token seen within the last second is answered from memory on the event loop (see
+    ``tokens.cached_user_for_token``); the other lookups run in a worker thread."""
     token = _bearer(request)
     if token is not None:
-        user = user_for_token(db, token)
+        user = cached_user_for_token(db, token)
+        if user is None:
+            user = await run_in_threadpool(user_for_token, db, token)
         if user is None:
             raise NotAuthenticated("unknown or revoked token")
         return user
-    user = sessions.user_for_session(db, request.session.get("uid"), request.session.get("sid"))
+    uid, sid = request.session.get("uid"), request.session.get("sid")
+    user = await run_in_threadpool(sessions.user_for_session, db, uid, sid)
     if user is None:
         raise NotAuthenticated("log in first")
     return user
@@ -59,7 +80,14 @@ def current_user(request: Request, db: SessionDep, _: None = Depends(csrf_guard)
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def admin_user(user: CurrentUser) -> User:
+async def in_thread(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a worker thread: what an async endpoint of the hot path does
+    with its (blocking) service call, its one hop (a sync endpoint costs two: the call,
+    then FastAPI's check of its answer)."""
+    return await run_in_threadpool(work, *args)
+
+
+async def admin_user(user: CurrentUser) -> User:
     policy.require_admin(user)
     return user
 

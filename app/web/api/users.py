@@ -36,7 +36,8 @@ class NewToken(BaseModel):
 
 
 class TokenInfoOut(BaseModel):
-    """A token without its secret: ``prefix`` (its first 12 characters) recognises it."""
+    """A token without its secret: ``prefix`` (its first 12 characters) recognises it;
+    ``last_used_at`` is when it last authenticated a request (to the minute), null if never."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -47,6 +48,7 @@ class TokenInfoOut(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
 class TokenOut(TokenInfoOut):
