@@ -87,17 +87,19 @@ def user_for_token(session: Session, token: str) -> User | None:
     """The active user behind an unrevoked token, or None. Records the use (committing)
     when the token's ``last_used_at`` is older than ``TOUCH_EVERY``."""
     digest, seen = hash_token(token), token_cache.generation()
-    user = session.scalar(
-        select(User)
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < func.now() - TOUCH_EVERY)
+    found = session.execute(
+        select(User, ApiToken.id, stale)
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None), User.is_active)
-    )
-    if user is None:
+    ).first()
+    if found is None:
         token_cache.forget(digest)
         return None
-    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < func.now() - TOUCH_EVERY)
-    touch = update(ApiToken).where(ApiToken.token_hash == digest, stale)
-    if session.execute(touch.values(last_used_at=func.now())).rowcount:
+    user, token_id, untouched = found
+    if untouched:  # once a minute per token at most: the hot path reads only
+        touch = update(ApiToken).where(ApiToken.id == token_id, stale)
+        session.execute(touch.values(last_used_at=func.now()))
         session.commit()
     token_cache.remember(digest, {key: getattr(user, key) for key in _USER_COLUMNS}, seen)
     return user
