@@ -220,24 +220,29 @@ def postgres_processes(database: str) -> list[psutil.Process]:
 def run_load(
     base: str, project_id: int, tokens: list[str], args, server_pid: int | None, database: str
 ):
-    """Run the labelers; returns (stats, wall seconds, server CPU s, postgres CPU s)."""
+    """Run the labelers; returns (stats, wall seconds, server CPU s, postgres CPU s,
+    load generator CPU s)."""
     now = time.perf_counter()
     clock = {"start": now + args.warmup, "end": now + args.warmup + args.duration}
     stats = Stats()
     threads = [Labeler(base, project_id, t, clock, stats) for t in tokens]
     for thread in threads:
         thread.start()
+    me = [psutil.Process()]
     time.sleep(max(0.0, clock["start"] - time.perf_counter()))
     snap0 = (cpu_snapshot(server_processes(server_pid)), cpu_snapshot(postgres_processes(database)))
+    mine0 = cpu_snapshot(me)
     time.sleep(max(0.0, clock["end"] - time.perf_counter()))
     snap1 = (cpu_snapshot(server_processes(server_pid)), cpu_snapshot(postgres_processes(database)))
+    mine1 = cpu_snapshot(me)
     for thread in threads:
         thread.join()
         stats.next_s += thread.local.next_s
         stats.submit_s += thread.local.submit_s
         stats.judgments += thread.local.judgments
         stats.errors += thread.local.errors
-    return stats, args.duration, cpu_used(snap0[0], snap1[0]), cpu_used(snap0[1], snap1[1])
+    server, postgres = cpu_used(snap0[0], snap1[0]), cpu_used(snap0[1], snap1[1])
+    return stats, args.duration, server, postgres, cpu_used(mine0, mine1)
 
 
 # ----- pgbench ---------------------------------------------------------------------------
@@ -274,7 +279,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
 
 
-def report(stats: Stats, wall: float, server_cpu: float, pg_cpu: float, args, pin: str) -> float:
+def report(
+    stats: Stats, wall: float, server_cpu: float, pg_cpu: float, load_cpu: float, args, pin: str
+) -> float:
     rate = stats.judgments / wall
     print(
         f"labelers {args.labelers}, workers {args.workers}, measured {wall:.0f} s "
@@ -288,12 +295,13 @@ def report(stats: Stats, wall: float, server_cpu: float, pg_cpu: float, args, pi
         )
     print(
         f"server CPU       {server_cpu / wall:6.2f} cores   PostgreSQL CPU {pg_cpu / wall:.2f} "
-        f"cores (its backends for this database)"
+        f"cores (its backends for this database)   load generator {load_cpu / wall:.2f} cores"
     )
     per = 1000 / max(stats.judgments, 1)
     print(
-        f"CPU ms/judgment  server {server_cpu * per:6.2f}   PostgreSQL {pg_cpu * per:.2f} "
-        "(one next + one judgment; independent of the machine's other load)"
+        f"CPU ms/judgment  server {server_cpu * per:6.2f}   PostgreSQL {pg_cpu * per:.2f}   "
+        f"load generator {load_cpu * per:.2f} (one next + one judgment; the figure to compare "
+        "on a busy machine)"
     )
     if stats.errors:
         print(f"ERRORS ({len(stats.errors)}): {stats.errors[:3]}")
