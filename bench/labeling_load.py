@@ -15,7 +15,11 @@ with the server it measures. Usage::
     python -m bench.labeling_load                       # everything on this machine
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \
         python -m bench.labeling_load --labelers 32 --workers 2 --duration 20
+    python -m bench.labeling_load --workers 1 --pin 0:1,1:0   # taskset, both ways round
     python -m bench.labeling_load --url http://host:8000 --database-url postgresql+psycopg://...
+
+``CPU ms/judgment`` (server CPU seconds per judgment, each judgment being one ``next`` and
+one ``POST judgment``) is the figure to compare between runs on a busy machine.
 """
 
 from __future__ import annotations
@@ -216,24 +220,29 @@ def postgres_processes(database: str) -> list[psutil.Process]:
 def run_load(
     base: str, project_id: int, tokens: list[str], args, server_pid: int | None, database: str
 ):
-    """Run the labelers; returns (stats, wall seconds, server CPU s, postgres CPU s)."""
+    """Run the labelers; returns (stats, wall seconds, server CPU s, postgres CPU s,
+    load generator CPU s)."""
     now = time.perf_counter()
     clock = {"start": now + args.warmup, "end": now + args.warmup + args.duration}
     stats = Stats()
     threads = [Labeler(base, project_id, t, clock, stats) for t in tokens]
     for thread in threads:
         thread.start()
+    me = [psutil.Process()]
     time.sleep(max(0.0, clock["start"] - time.perf_counter()))
     snap0 = (cpu_snapshot(server_processes(server_pid)), cpu_snapshot(postgres_processes(database)))
+    mine0 = cpu_snapshot(me)
     time.sleep(max(0.0, clock["end"] - time.perf_counter()))
     snap1 = (cpu_snapshot(server_processes(server_pid)), cpu_snapshot(postgres_processes(database)))
+    mine1 = cpu_snapshot(me)
     for thread in threads:
         thread.join()
         stats.next_s += thread.local.next_s
         stats.submit_s += thread.local.submit_s
         stats.judgments += thread.local.judgments
         stats.errors += thread.local.errors
-    return stats, args.duration, cpu_used(snap0[0], snap1[0]), cpu_used(snap0[1], snap1[1])
+    server, postgres = cpu_used(snap0[0], snap1[0]), cpu_used(snap0[1], snap1[1])
+    return stats, args.duration, server, postgres, cpu_used(mine0, mine1)
 
 
 # ----- pgbench ---------------------------------------------------------------------------
@@ -270,11 +279,13 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
 
 
-def report(stats: Stats, wall: float, server_cpu: float, pg_cpu: float, args) -> float:
+def report(
+    stats: Stats, wall: float, server_cpu: float, pg_cpu: float, load_cpu: float, args, pin: str
+) -> float:
     rate = stats.judgments / wall
     print(
         f"labelers {args.labelers}, workers {args.workers}, measured {wall:.0f} s "
-        f"after {args.warmup:.0f} s warm-up, {os.cpu_count()} CPUs"
+        f"after {args.warmup:.0f} s warm-up, {os.cpu_count()} CPUs, pinned {pin}"
     )
     print(f"judgments/s      {rate:8.1f}   ({stats.judgments} judgments)")
     for name, values in (("next", stats.next_s), ("judgment", stats.submit_s)):
@@ -284,11 +295,58 @@ def report(stats: Stats, wall: float, server_cpu: float, pg_cpu: float, args) ->
         )
     print(
         f"server CPU       {server_cpu / wall:6.2f} cores   PostgreSQL CPU {pg_cpu / wall:.2f} "
-        f"cores (its backends for this database)"
+        f"cores (its backends for this database)   load generator {load_cpu / wall:.2f} cores"
+    )
+    per = 1000 / max(stats.judgments, 1)
+    print(
+        f"CPU ms/judgment  server {server_cpu * per:6.2f}   PostgreSQL {pg_cpu * per:.2f}   "
+        f"load generator {load_cpu * per:.2f} (one next + one judgment; the figure to compare "
+        "on a busy machine)"
     )
     if stats.errors:
         print(f"ERRORS ({len(stats.errors)}): {stats.errors[:3]}")
     return rate
+
+
+def pinnings(spec: str | None) -> list[tuple[str | None, str | None]]:
+    """``--pin 0:1,1:0`` -> [("0", "1"), ("1", "0")]: (server cores, load generator cores)."""
+    if not spec:
+        return [(None, None)]
+    found = []
+    for item in spec.split(","):
+        server, sep, client = item.partition(":")
+        if not sep or not server or not client:
+            raise SystemExit(f"--pin: {item!r} is not SERVER_CPUS:CLIENT_CPUS (e.g. 0:1)")
+        found.append((server, client))
+    return found
+
+
+def measure(server_url: str, args, server_cpus: str | None, client_cpus: str | None) -> float:
+    """One load run (a fresh database and server unless --url); returns judgments/s."""
+    with ExitStack() as serving:
+        if args.url:
+            app_db, base, pid = args.database_url, args.url, None
+        else:
+            app_db = serving.enter_context(scratch_database(server_url, "prefloop_bench"))
+            engine = create_engine(app_db)
+            migrate.upgrade(engine)
+            engine.dispose()
+            pool = {"DB_POOL_SIZE": str(args.labelers)}  # no connection churn under load
+            live = serving.enter_context(
+                start_server(app_db, workers=args.workers, env=pool, cpus=server_cpus)
+            )
+            base, pid = live.url, live.pid
+        project_id, tokens = seed(app_db, args.labelers, args.prompts, args.completions, args.k)
+        database = make_url(app_db).database
+        everything = os.sched_getaffinity(0)
+        if client_cpus:  # the labeler threads run on these cores only
+            os.sched_setaffinity(0, {int(c) for c in client_cpus.split(",")})
+        try:
+            stats = run_load(base, project_id, tokens, args, pid, database)
+        finally:
+            os.sched_setaffinity(0, everything)
+        pin = f"server {server_cpus} / load {client_cpus}" if server_cpus else "no"
+        return report(*stats, args, pin)
 
 
 def main() -> None:
@@ -304,26 +362,20 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument("--no-pgbench", action="store_true")
+    parser.add_argument(
+        "--pin",
+        help="SERVER:CLIENT core lists, comma-separated runs, e.g. 0:1,1:0 (taskset both ways)",
+    )
     args = parser.parse_args()
     if args.url and not args.database_url:
         parser.error("--url needs --database-url (the server's database, to seed it)")
+    runs = pinnings(args.pin)
+    if args.url and runs != [(None, None)]:
+        parser.error("--pin starts its own servers: leave out --url")
 
     with ExitStack() as stack:
         server_url, pgbench = stack.enter_context(database_server(args.database_url))
-        with ExitStack() as serving:  # closed before pgbench: its clients need connections
-            if args.url:
-                app_db, base, pid = args.database_url, args.url, None
-            else:
-                app_db = serving.enter_context(scratch_database(server_url, "prefloop_bench"))
-                engine = create_engine(app_db)
-                migrate.upgrade(engine)
-                engine.dispose()
-                pool = {"DB_POOL_SIZE": str(args.labelers)}  # no connection churn under load
-                live = serving.enter_context(start_server(app_db, workers=args.workers, env=pool))
-                base, pid = live.url, live.pid
-            project_id, tokens = seed(app_db, args.labelers, args.prompts, args.completions, args.k)
-            database = make_url(app_db).database
-            rate = report(*run_load(base, project_id, tokens, args, pid, database), args)
+        rates = [measure(server_url, args, *run) for run in runs]  # servers closed before pgbench
         if args.no_pgbench or pgbench is None:
             return
         bench_db = stack.enter_context(scratch_database(server_url, "prefloop_pgbench"))
@@ -332,7 +384,8 @@ def main() -> None:
         except subprocess.CalledProcessError as exc:
             print(f"pgbench failed: {(exc.stderr or '').strip().splitlines()[-1:]}")
             return
-        print(f"pgbench -N tps   {tps:8.1f}   judgments/s / tps = {rate / tps:.3f}")
+        ratios = "  ".join(f"{rate / tps:.3f}" for rate in rates)
+        print(f"pgbench -N tps   {tps:8.1f}   judgments/s / tps = {ratios}")
 
 
 if __name__ == "__main__":

@@ -128,10 +128,14 @@ def test_cli_token_list_and_revoke(cli_db):
     listed = CliRunner().invoke(cli, ["token", "list"])
     assert listed.exit_code == 0, listed.output
     rows = [line.split("\t") for line in listed.output.splitlines()]
-    assert rows[0] == ["id", "user", "name", "prefix", "created", "revoked"]
+    assert rows[0] == ["id", "user", "name", "prefix", "created", "revoked", "last_used"]
     assert sorted(r[1] for r in rows[1:]) == ["ada", "lena"]
     lena_row = next(r for r in rows[1:] if r[1] == "lena")
-    assert lena_row[2] == "lena-laptop" and lena_row[3].startswith("pfl_") and lena_row[5] == "-"
+    assert (
+        lena_row[2] == "lena-laptop"
+        and lena_row[3].startswith("pfl_")
+        and lena_row[5:] == ["-", "-"]
+    )
     only = CliRunner().invoke(cli, ["token", "list", "lena"])
     assert [line.split("\t")[1] for line in only.output.splitlines()[1:]] == ["lena"]
     revoked = CliRunner().invoke(cli, ["token", "revoke", lena_row[0]])
@@ -140,6 +144,19 @@ def test_cli_token_list_and_revoke(cli_db):
     assert after.split("\t")[5] != "-"
     twice = CliRunner().invoke(cli, ["token", "revoke", lena_row[0]])
     assert twice.exit_code == 1 and "no active token" in twice.output
+
+
+def test_cli_token_list_shows_when_a_token_was_last_used(cli_db):
+    engine = create_engine(cli_db)
+    try:
+        with Session(engine) as session:
+            secret = tokens.create_token(session, "lena", "used")
+            assert tokens.user_for_token(session, secret).username == "lena"
+    finally:
+        engine.dispose()
+    listed = CliRunner().invoke(cli, ["token", "list", "lena"])
+    rows = {r[2]: r for r in (line.split("\t") for line in listed.output.splitlines()[1:])}
+    assert rows["lena-laptop"][6] == "-" and rows["used"][6] != "-"
 
 
 def test_cli_user_deactivate(cli_db):

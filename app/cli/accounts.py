@@ -23,15 +23,17 @@ def token_list(
         str | None, typer.Argument(help="Only this user's tokens (default: everyone's).")
     ] = None,
 ) -> None:
-    """List API tokens (never their secrets): id, user, name, prefix, created, revoked."""
+    """List API tokens (never their secrets): id, user, name, prefix, created, revoked,
+    last used (to the minute; new last, so scripts reading the older columns still work)."""
     from app.services.accounts import tokens, users
 
     with open_db(load_settings()) as sessions, sessions() as session:
         owner = users.get_user(session, user).id if user else None
         rows = tokens.list_tokens(session, owner)
-        typer.echo("id\tuser\tname\tprefix\tcreated\trevoked")
+        typer.echo("id\tuser\tname\tprefix\tcreated\trevoked\tlast_used")
         for t in rows:
-            cells = [t.id, t.username, t.name, t.prefix, _when(t.created_at), _when(t.revoked_at)]
+            when = [_when(t.created_at), _when(t.revoked_at), _when(t.last_used_at)]
+            cells = [t.id, t.username, t.name, t.prefix, *when]
             typer.echo("\t".join(str(c) for c in cells))
 
 

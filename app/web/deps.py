@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from app.db.models import User
 from app.services.accounts import policy, sessions
-from app.services.accounts.tokens import user_for_token
-from app.services.unit_of_work import DbSession, session_scope
+from app.services.accounts.tokens import cached_user_for_token, user_for_token
+from app.services.unit_of_work import DbSession
 from app.settings import Settings
 from app.web.csrf import csrf_guard
+
+T = TypeVar("T")
 
 
 class NotAuthenticated(Exception):
     """No valid session or token: 401 for the API, a redirect to /login for pages."""
 
 
-def get_db(request: Request) -> Iterator[DbSession]:
-    yield from session_scope(request.app.state.sessionmaker)
+# The request path's worker threads: asyncio's executor costs less per call than anyio's
+# (no capacity limiter, no cancel scope); as many threads as anyio's default limiter.
+_HOT_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="prefloop-hot")
+
+
+async def in_thread(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a worker thread (in the caller's context variables): what the
+    async dependencies here and the async endpoints of the hot path do with a blocking
+    call, one hop each (a sync endpoint costs two: the call, then FastAPI's check of its
+    answer)."""
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_HOT_THREADS, context.run, work, *args)
+
+
+async def get_db(request: Request) -> AsyncIterator[DbSession]:
+    """The request's session. Opening one does no I/O (it connects on first use) and
+    closing one whose service committed or rolled back only returns its connection to
+    the pool, so this runs on the event loop: a sync dependency would cost two
+    worker-thread hops per request. A transaction still open at the end (a read-only
+    request) is rolled back in a worker thread: that one is a round trip."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            await in_thread(session.close)
+        else:
+            session.close()
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,16 +73,25 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def current_user(request: Request, db: SessionDep, _: None = Depends(csrf_guard)) -> User:
+async def current_user(request: Request, db: SessionDep) -> User:
     """The caller, from a bearer token or the session cookie (CSRF-checked) whose session
-    is still recorded on the server (logout, a password change or deactivation end it)."""
+    is still recorded on the server (logout, a password change or deactivation end it).
+
+    A token seen within the last second is answered from memory on the event loop (see
+    ``tokens.cached_user_for_token``); the other lookups run in a worker thread. The CSRF
+    check is called here rather than declared as a sub-dependency: each dependency costs
+    FastAPI's resolution on every request."""
+    await csrf_guard(request)
     token = _bearer(request)
     if token is not None:
-        user = user_for_token(db, token)
+        user = cached_user_for_token(db, token)
+        if user is None:
+            user = await in_thread(user_for_token, db, token)
         if user is None:
             raise NotAuthenticated("unknown or revoked token")
         return user
-    user = sessions.user_for_session(db, request.session.get("uid"), request.session.get("sid"))
+    uid, sid = request.session.get("uid"), request.session.get("sid")
+    user = await in_thread(sessions.user_for_session, db, uid, sid)
     if user is None:
         raise NotAuthenticated("log in first")
     return user
@@ -59,7 +100,7 @@ def current_user(request: Request, db: SessionDep, _: None = Depends(csrf_guard)
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def admin_user(user: CurrentUser) -> User:
+async def admin_user(user: CurrentUser) -> User:
     policy.require_admin(user)
     return user
 

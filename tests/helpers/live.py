@@ -64,10 +64,15 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def start_server(
-    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    cpus: str | None = None,
 ) -> Iterator[LiveServer]:
     """Run uvicorn on a free port against ``database_url`` (already migrated) until the
-    block ends. ``env`` adds settings (e.g. ``DB_POOL_SIZE``)."""
+    block ends. ``env`` adds settings (e.g. ``DB_POOL_SIZE``); ``cpus`` (a ``taskset -c``
+    list such as ``"0"``) pins the server to those cores."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="prefloop-live-") as tmp:
@@ -81,7 +86,9 @@ def start_server(
             "LOG_LEVEL": "warning",
             **(env or {}),
         }
+        pinning = ["taskset", "-c", cpus] if cpus else []  # taskset execs: same pid
         command = [
+            *pinning,
             sys.executable,
             "-m",
             "uvicorn",

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.db.models import LoginAttempt, Role, User
 from app.domain.errors import Conflict, NotFound, Problems, RateLimited, ValidationFailed
 from app.domain.names import EXTERNAL_PREFIX, USERNAME_RE
-from app.services.accounts import sessions
+from app.services.accounts import sessions, token_cache
 from app.services.accounts.security import hash_password, verify_password
 
 MIN_PASSWORD = 8
@@ -85,6 +85,7 @@ def deactivate(session: Session, user: User, by: User | None = None) -> User:
     session.execute(update(User).where(User.id == user.id).values(is_active=False))
     sessions.end_all(session, user.id)
     session.commit()
+    token_cache.forget_all()
     session.refresh(user)
     return user
 

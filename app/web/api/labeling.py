@@ -1,4 +1,8 @@
-"""The labeling loop over HTTP (SPEC §7): next task, judgment, skip."""
+"""The labeling loop over HTTP (SPEC §7): next task, judgment, skip.
+
+Next and judgment are the hot path: async endpoints that call their service in one
+worker-thread hop (``in_thread``); FastAPI checks and serializes the answer on the event
+loop."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from starlette.responses import Response
 from app.services.labeling.assignment import next_task
 from app.services.labeling.checks import JudgmentIn
 from app.services.labeling.judgments import skip_assignment, submit_judgment
-from app.web.deps import CurrentUser, SessionDep
+from app.web.deps import CurrentUser, SessionDep, in_thread
 from app.web.inputs import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"])
@@ -47,9 +51,9 @@ class JudgmentOut(BaseModel):
     response_model=TaskOut,
     responses={204: {"description": "Nothing is left for this labeler."}},
 )
-def get_next_task(project_id: DbId, db: SessionDep, user: CurrentUser) -> TaskOut | Response:
+async def get_next_task(project_id: DbId, db: SessionDep, user: CurrentUser) -> TaskOut | Response:
     """The caller's task: the lease they hold, or a new one; 204 when nothing is left."""
-    task = next_task(db, user, project_id)
+    task = await in_thread(next_task, db, user, project_id)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return TaskOut.model_validate(task)
@@ -60,11 +64,12 @@ def get_next_task(project_id: DbId, db: SessionDep, user: CurrentUser) -> TaskOu
     status_code=status.HTTP_201_CREATED,
     response_model=JudgmentOut,
 )
-def post_judgment(
+async def post_judgment(
     assignment_id: DbId, body: JudgmentIn, db: SessionDep, user: CurrentUser
 ) -> JudgmentOut:
     """Record a judgment; the same body again returns the first judgment (201)."""
-    return JudgmentOut.model_validate(submit_judgment(db, user, assignment_id, body))
+    done = await in_thread(submit_judgment, db, user, assignment_id, body)
+    return JudgmentOut.model_validate(done)
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=status.HTTP_204_NO_CONTENT)

@@ -46,7 +46,8 @@ class NewToken(BaseModel):
 
 
 class TokenInfoOut(BaseModel):
-    """A token without its secret: ``prefix`` (its first 12 characters) recognises it."""
+    """A token without its secret: ``prefix`` (its first 12 characters) recognises it;
+    ``last_used_at`` is when it last authenticated a request (to the minute), null if never."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -57,6 +58,7 @@ class TokenInfoOut(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
 class TokenOut(TokenInfoOut):
