@@ -54,11 +54,16 @@ def _dumps(value: Any) -> str | None:
     return "{}" if value == {} else _encode(value)  # most metadata is empty
 
 
+_NO_FIGURES = prompt_figures([], [])
+
+
 def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
     """One row of the staging table (``_STAGE_COLUMNS``)."""
-    rankings = [j.ranking for j in row.judgments if j.ranking is not None]
-    figures = prompt_figures(rankings, [c.external_id for c in row.completions])
     n = len(row.judgments)
+    figures = _NO_FIGURES
+    if n > 1:  # the figures need two rankings
+        rankings = [j.ranking for j in row.judgments if j.ranking is not None]
+        figures = prompt_figures(rankings, [c.external_id for c in row.completions])
     return (
         row.external_id,
         _dumps(row.prompt),
