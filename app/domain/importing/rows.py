@@ -351,7 +351,7 @@ def plain_row(obj: dict[str, Any], line: int) -> ImportRow | None:
     if len({comp.external_id for comp in completions}) < len(completions):
         return None
     row = ImportRow(line, external_id, prompt, completions, metadata or {})
-    if type(prompt) is str and "gold" not in obj and "judgments" not in obj:
+    if type(prompt) is str and obj.get("gold") is None and not obj.get("judgments"):
         return row if prompt.strip() else None
     return _with_rankings(row, obj)
 
