@@ -19,10 +19,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from app.domain.errors import detail
 from app.domain.importing.reader import Line, Problem
 from app.domain.importing.rows import (
     MAX_COMPLETIONS,
+    MAX_JSON_DEPTH,
     MIN_COMPLETIONS,
     Checker,
     CompletionIn,
@@ -30,6 +33,7 @@ from app.domain.importing.rows import (
     ImportRow,
     check_row,
     content_hash,
+    plain_row,
     type_name,
 )
 
@@ -52,22 +56,53 @@ def _reject_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
+_DIGIT_MASK = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_NUMBER = b"0" * 19
 
-def _json_object(line: Line) -> dict[str, Any] | str:
-    """The JSON object on this line, or what is wrong with it."""
+
+def _fast_safe(text: str) -> bool:
+    """Whether orjson reads ``text`` as the standard parser does: not when it holds a run
+    of 19 digits (orjson turns integers past 64 bits into floats) or an escaped NUL (the
+    record then needs every check)."""
+    return "\\u0000" not in text and _LONG_NUMBER not in text.encode().translate(_DIGIT_MASK)
+
+
+def _decode(text: str) -> tuple[Any, bool]:
+    """The JSON value of ``text`` and whether it is *plain*: no string in it holds NUL and
+    nothing nests deeper than MAX_JSON_DEPTH, so those checks can be skipped.
+
+    orjson reads the usual line; anything it refuses (and any line it might read
+    differently) goes to the standard parser, which decides and words the error.
+    """
+    if _fast_safe(text):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return value, text.count("{") + text.count("[") < MAX_JSON_DEPTH
+    return _DECODER.decode(text), False
+
+
+def _json_object(line: Line) -> tuple[dict[str, Any], bool] | str:
+    """The JSON object on this line and whether it is plain, or what is wrong with it."""
     try:
-        value = _DECODER.decode(line.text)
+        value, plain = _decode(line.text)
     except json.JSONDecodeError as exc:
         return f"not valid JSON: {exc.msg} (column {exc.colno})"
     except (ValueError, RecursionError) as exc:
         return f"not valid JSON: {exc}"
     if not isinstance(value, dict):
         return f"each line must be a JSON object, got {type_name(value)}"
-    return value
+    return value, plain
 
 
-def _objects(lines: Iterator[Line]) -> Iterator[tuple[int, dict[str, Any]] | Problem]:
-    """(line number, object) for every non-blank line, or the problem on that line."""
+Numbered = tuple[int, dict[str, Any], bool]
+"""A line's number, its JSON object and whether that object is plain (see ``_decode``)."""
+
+
+def _objects(lines: Iterator[Line]) -> Iterator[Numbered | Problem]:
+    """(line number, object, plain) for every non-blank line, or the problem on that line."""
     for line in lines:
         if line.problem is not None:
             yield line.problem
@@ -76,7 +111,7 @@ def _objects(lines: Iterator[Line]) -> Iterator[tuple[int, dict[str, Any]] | Pro
             if isinstance(parsed, str):
                 yield detail("json", parsed, line.number)
             else:
-                yield line.number, parsed
+                yield line.number, *parsed
 
 
 def parse_jsonl(lines: Iterator[Line]) -> Iterator[Parsed]:
@@ -84,8 +119,10 @@ def parse_jsonl(lines: Iterator[Line]) -> Iterator[Parsed]:
         if not isinstance(item, tuple):
             yield [item]
             continue
-        number, obj = item
-        if "completions" not in obj and {"chosen", "rejected"} <= obj.keys():
+        number, obj, plain = item
+        if plain and (row := plain_row(obj, number)) is not None:
+            yield row
+        elif "completions" not in obj and {"chosen", "rejected"} <= obj.keys():
             message = "this looks like a preference pair: import the file with format=pairs"
             yield [detail("completions", message, number)]
         else:

@@ -29,6 +29,7 @@ COMPLETION_FIELDS = ("id", "text", "model", "metadata")
 JUDGMENT_FIELDS = ("labeler", "ranking", "reject_all")
 MESSAGE_FIELDS = ("role", "content")
 _COMPLETION_KEYS = frozenset(COMPLETION_FIELDS)
+_ROW_KEYS = frozenset(ROW_FIELDS)
 
 
 @dataclass(slots=True)
@@ -184,24 +185,28 @@ class Checker(Problems):
         return [list(tier) for tier in tiers]
 
 
-def _short_string(value: Any) -> bool:
-    return type(value) is str and len(value) <= MAX_ID_LENGTH and "\x00" not in value
+def _short_string(value: Any, plain: bool = False) -> bool:
+    return type(value) is str and len(value) <= MAX_ID_LENGTH and (plain or "\x00" not in value)
 
 
-def _plain_completion(item: Any) -> CompletionIn | None:
+def _plain_completion(item: Any, plain: bool = False) -> CompletionIn | None:
     """The usual well-formed completion, checked in one go (imports of 100k prompts spend
-    most of their checking time here); None sends it to the field-by-field checks."""
+    most of their checking time here); None sends it to the field-by-field checks.
+    ``plain``: the record is known to hold no NUL and to nest shallowly (skip those checks)."""
     if type(item) is not dict or not item.keys() <= _COMPLETION_KEYS:
         return None
     cid, text = item.get("id"), item.get("text")
     model, metadata = item.get("model"), item.get("metadata")
     if (
-        _short_string(cid)
+        _short_string(cid, plain)
         and cid.strip()
         and type(text) is str
-        and "\x00" not in text
-        and (model is None or _short_string(model))
-        and (metadata is None or (type(metadata) is dict and json_problem(metadata) is None))
+        and (plain or "\x00" not in text)
+        and (model is None or _short_string(model, plain))
+        and (
+            metadata is None
+            or (type(metadata) is dict and (plain or json_problem(metadata) is None))
+        )
     ):
         return CompletionIn(cid, text, model, metadata or {})
     return None
@@ -319,3 +324,45 @@ def check_row(obj: dict[str, Any], line: int) -> ImportRow | list[Detail]:
     if c.details or external_id is None or prompt is None:
         return c.details
     return ImportRow(line, external_id, prompt, completions, metadata, gold, judgments)
+
+
+def plain_row(obj: dict[str, Any], line: int) -> ImportRow | None:
+    """A well-formed JSON Lines record checked in one go, when it is known to hold no NUL
+    and to nest shallowly (``formats._decode``); None sends it to ``check_row``, which
+    finds and words every problem. The result is the one ``check_row`` would return."""
+    if not obj.keys() <= _ROW_KEYS:
+        return None
+    external_id, prompt = obj.get("id"), obj.get("prompt")
+    items, metadata = obj.get("completions"), obj.get("metadata")
+    if not (
+        type(external_id) is str
+        and len(external_id) <= MAX_ID_LENGTH
+        and external_id.strip()
+        and type(items) is list
+        and MIN_COMPLETIONS <= len(items) <= MAX_COMPLETIONS
+        and (metadata is None or type(metadata) is dict)
+    ):
+        return None
+    completions = []
+    for item in items:
+        if (completion := _plain_completion(item, True)) is None:
+            return None
+        completions.append(completion)
+    if len({comp.external_id for comp in completions}) < len(completions):
+        return None
+    row = ImportRow(line, external_id, prompt, completions, metadata or {})
+    if type(prompt) is str and obj.get("gold") is None and not obj.get("judgments"):
+        return row if prompt.strip() else None
+    return _with_rankings(row, obj)
+
+
+def _with_rankings(row: ImportRow, obj: dict[str, Any]) -> ImportRow | None:
+    """``plain_row``'s prompt as chat messages, gold and judgments, else None."""
+    c = Checker(row.line)
+    if type(row.prompt) is not str or not row.prompt.strip():
+        row.prompt = c.prompt(row.prompt) if type(row.prompt) is list else None  # type: ignore[assignment]
+    ids = [comp.external_id for comp in row.completions]
+    if obj.get("gold") is not None:
+        row.gold = c.ranking(obj["gold"], "gold", ids)
+    row.judgments = check_judgments(c, obj.get("judgments"), ids)
+    return None if c.details or row.prompt is None else row

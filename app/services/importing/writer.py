@@ -5,6 +5,7 @@ belongs to ``import_file``."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from queue import Queue
 from threading import Thread
 from typing import Any
@@ -54,11 +55,31 @@ def _dumps(value: Any) -> str | None:
     return "{}" if value == {} else _encode(value)  # most metadata is empty
 
 
+_NO_FIGURES = prompt_figures([], [])
+
+
+@lru_cache(maxsize=4096)
+def _figures_by_position(rankings: tuple[tuple[tuple[int, ...], ...], ...], n: int) -> dict:
+    """``prompt_figures`` with completions named by position: the figures do not depend
+    on the names, and the same few ranking patterns come back on prompt after prompt."""
+    named = [[[str(i) for i in tier] for tier in ranking] for ranking in rankings]
+    return prompt_figures(named, [str(i) for i in range(n)])
+
+
+def _row_figures(row: ImportRow) -> dict:
+    position = {c.external_id: i for i, c in enumerate(row.completions)}
+    rankings = tuple(
+        tuple(tuple(position[cid] for cid in tier) for tier in j.ranking)
+        for j in row.judgments
+        if j.ranking is not None
+    )
+    return _figures_by_position(rankings, len(row.completions))
+
+
 def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
     """One row of the staging table (``_STAGE_COLUMNS``)."""
-    rankings = [j.ranking for j in row.judgments if j.ranking is not None]
-    figures = prompt_figures(rankings, [c.external_id for c in row.completions])
     n = len(row.judgments)
+    figures = _NO_FIGURES if n < 2 else _row_figures(row)  # the figures need two rankings
     return (
         row.external_id,
         _dumps(row.prompt),
