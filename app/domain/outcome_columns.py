@@ -81,36 +81,90 @@ def _prompt_starts(prompt_ids: Sequence[str]) -> np.ndarray:
     return np.asarray(starts, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class CodedJudgments:
+    """The same judgments as small integer codes into their distinct values.
+
+    ``judgment_prompt``: per judgment, its prompt's index in ``prompt_ids`` (prompts in
+    id order, judgments grouped by prompt: non-decreasing); ``judgment_labeler``,
+    ``ranking_code`` and ``order_code``: per judgment, indexes into ``labelers`` (distinct
+    names, any order), ``rankings`` and ``orders`` (distinct JSON texts, None allowed);
+    ``gold_code``: per prompt, an index into ``golds``; ``seconds``: NaN when unknown."""
+
+    prompt_ids: Sequence[str]
+    judgment_prompt: np.ndarray
+    labelers: Sequence[str]
+    judgment_labeler: np.ndarray
+    rankings: Sequence[str | None]
+    ranking_code: np.ndarray
+    rejects: np.ndarray
+    orders: Sequence[str | None]
+    order_code: np.ndarray
+    seconds: np.ndarray
+    golds: Sequence[str | None]
+    gold_code: np.ndarray
+
+
 def table_from_columns(columns: JudgmentColumns) -> OutcomeTable:
     """The OutcomeTable of these judgments; raises InvalidAgreementData when a prompt's
     rankings (or its gold ranking) cover different completions."""
     n = len(columns.prompt_ids)
     starts = _prompt_starts(columns.prompt_ids)
-    prompt_ids = [columns.prompt_ids[s] for s in starts]
-    judgment_prompt = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    cache = JsonCache()
-    code, texts = _codes(columns.rankings)
-    rejects = np.asarray(columns.rejects, dtype=bool) if n else np.zeros(0, bool)
-    parsed = _Rankings.parse(texts, cache)
-    is_ranking = ~rejects & np.asarray([t is not None for t in texts], bool)[code]
-    code = np.where(is_ranking, code, -1)
-    gold_code, gold_texts = _codes([columns.golds[s] for s in starts])
-    golds = _Rankings.parse(gold_texts, cache)
-    ids = _prompt_completions(parsed, code, judgment_prompt, golds, gold_code, len(starts))
-    _check(prompt_ids, parsed, code, judgment_prompt, golds, gold_code, ids)
-    k = np.asarray([len(i) for i in ids], dtype=np.int64)
-    labelers = sorted(set(columns.labelers))
+    labeler_code, labelers = _codes(columns.labelers)
+    ranking_code, rankings = _codes(columns.rankings)
+    order_code, orders = _codes(columns.orders)
+    gold_code, golds = _codes([columns.golds[s] for s in starts])
+    coded = CodedJudgments(
+        prompt_ids=[columns.prompt_ids[s] for s in starts],
+        judgment_prompt=np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n])),
+        labelers=labelers,
+        judgment_labeler=labeler_code,
+        rankings=rankings,
+        ranking_code=ranking_code,
+        rejects=np.asarray(columns.rejects, dtype=bool) if n else np.zeros(0, bool),
+        orders=orders,
+        order_code=order_code,
+        seconds=np.asarray(columns.durations, dtype=float) / 1000,  # None becomes NaN
+        golds=golds,
+        gold_code=gold_code,
+    )
+    return table_from_codes(coded)
+
+
+def _labeler_index(names: Sequence[str], code: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct names sorted, and each judgment's index among them."""
+    labelers = sorted(set(names))
     index = {name: i for i, name in enumerate(labelers)}
+    remap = np.asarray([index[name] for name in names], dtype=np.int64)
+    return labelers, remap[code] if len(code) else np.zeros(0, np.int64)
+
+
+def table_from_codes(coded: CodedJudgments) -> OutcomeTable:
+    """The OutcomeTable of coded judgments (see :func:`table_from_columns`)."""
+    judgment_prompt, n_prompts = coded.judgment_prompt, len(coded.prompt_ids)
+    cache = JsonCache()
+    parsed = _Rankings.parse(list(coded.rankings), cache)
+    code = coded.ranking_code
+    named = np.asarray([t is not None for t in coded.rankings], bool)
+    is_ranking = ~coded.rejects & named[code] if len(code) else np.zeros(0, bool)
+    code = np.where(is_ranking, code, -1)
+    gold_code = coded.gold_code
+    golds = _Rankings.parse(list(coded.golds), cache)
+    ids = _prompt_completions(parsed, code, judgment_prompt, golds, gold_code, n_prompts)
+    _check(list(coded.prompt_ids), parsed, code, judgment_prompt, golds, gold_code, ids)
+    k = np.asarray([len(i) for i in ids], dtype=np.int64)
+    labelers, judgment_labeler = _labeler_index(coded.labelers, coded.judgment_labeler)
+    orders = (coded.order_code, list(coded.orders))
     return OutcomeTable(
-        prompt_ids=prompt_ids,
+        prompt_ids=list(coded.prompt_ids),
         labelers=labelers,
         n_completions=k,
         unit_offset=np.concatenate(([0], np.cumsum(k * (k - 1) // 2))).astype(np.int64),
         unit_gold=_unit_gold(golds, gold_code, k),
-        judgment_labeler=np.asarray([index[name] for name in columns.labelers], dtype=np.int64),
+        judgment_labeler=judgment_labeler,
         judgment_prompt=judgment_prompt,
-        first_shown_on_top=_first_on_top(parsed, code, columns.orders, cache),
-        seconds=np.asarray(columns.durations, dtype=float) / 1000,  # None becomes NaN
+        first_shown_on_top=_first_on_top(parsed, code, orders, cache),
+        seconds=coded.seconds,
         blocks=_blocks(parsed, code, judgment_prompt, k),
     )
 
@@ -177,10 +231,13 @@ def _unit_gold(golds: _Rankings, gold_code: np.ndarray, k: np.ndarray) -> np.nda
 
 
 def _first_on_top(
-    parsed: _Rankings, code: np.ndarray, orders: Sequence[str | None], cache: JsonCache
+    parsed: _Rankings,
+    code: np.ndarray,
+    orders: tuple[np.ndarray, list[str | None]],
+    cache: JsonCache,
 ) -> np.ndarray:
     """1 when the first completion shown was ranked in the top tier, 0 if not, -1 unknown."""
-    order_code, order_texts = _codes(orders)
+    order_code, order_texts = orders
     firsts = [(shown or (None,))[0] for shown in map(cache.order, order_texts)]
     pair, inverse = np.unique(code * len(order_texts) + order_code, return_inverse=True)
     values = []
