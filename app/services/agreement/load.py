@@ -11,6 +11,7 @@ in the table's order here, grouped by prompt (external ids in code point order, 
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -27,12 +28,15 @@ FROM judgments j
 WHERE j.project_id = %(project_id)s
 GROUP BY j.ranking, j.reject_all, j.display_order
 """
-# Both aggregates of a group read its rows in the same order: ids and names stay aligned.
+# Prompts in the table's order: external id in code point order (ties by id).
 PROMPTS_SQL = """
-SELECT p.gold::text, string_agg(int8send(p.id), ''::bytea), array_agg(p.external_id)
-FROM prompts p
-WHERE {where}
-GROUP BY p.gold
+SELECT string_agg(int8send(o.id), ''::bytea), array_agg(o.external_id), array_agg(o.gold)
+FROM (
+  SELECT p.id, p.external_id, p.gold::text AS gold
+  FROM prompts p
+  WHERE p.project_id = %(project_id)s OR p.id = ANY(%(also)s)
+  ORDER BY p.external_id COLLATE "C", p.id
+) AS o
 """
 LABELERS_SQL = "SELECT id, username FROM users WHERE id = ANY(%(ids)s)"
 NO_DURATION = -1  # durations are never negative (ck_judgments_duration_nonnegative)
@@ -43,41 +47,46 @@ def _packed(blobs: list[bytes], dtype: str) -> np.ndarray:
 
 
 class _Prompts:
-    """Prompt rows: database ids (sorted), external ids and the gold group of each."""
+    """Prompt rows in the table's order: database ids, external ids, gold texts."""
 
-    def __init__(self) -> None:
-        self.ids, self.external, self.gold = np.zeros(0, np.int64), [], np.zeros(0, np.int64)
-        self.golds: list[str | None] = []
-
-    def add(self, rows: list[tuple[Any, ...]]) -> None:
-        ids, gold = [self.ids], [self.gold]
-        for gold_text, packed, external in rows:
-            ids.append(_packed([packed], ">i8"))
-            gold.append(np.full(len(external), len(self.golds), np.int64))
-            self.external.extend(external)
-            self.golds.append(gold_text)
-        order = np.argsort(np.concatenate(ids), kind="stable")
-        self.ids, self.gold = np.concatenate(ids)[order], np.concatenate(gold)[order]
-        self.external = [self.external[i] for i in order.tolist()]
+    def __init__(self, cursor: Any, project_id: int, also: list[int]) -> None:
+        cursor.execute(PROMPTS_SQL, {"project_id": project_id, "also": also})
+        packed, external, golds = cursor.fetchone()
+        self.ids = _packed([packed or b""], ">i8")
+        self.external: list[str] = external or []
+        self.golds: list[str | None] = golds or []
+        self.by_id = np.argsort(self.ids)
 
     def rows_of(self, prompt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each prompt id's row, and the ids not among the rows."""
-        at = np.minimum(np.searchsorted(self.ids, prompt), max(len(self.ids) - 1, 0))
-        found = self.ids[at] == prompt if len(self.ids) else np.zeros(len(prompt), bool)
-        return at, np.unique(prompt[~found])
+        ids = self.ids[self.by_id]
+        at = np.minimum(np.searchsorted(ids, prompt), max(len(ids) - 1, 0))
+        found = ids[at] == prompt if len(ids) else np.zeros(len(prompt), bool)
+        return self.by_id[at] if len(ids) else at, np.unique(prompt[~found])
 
 
 def _prompts(cursor: Any, project_id: int, prompt: np.ndarray) -> tuple[_Prompts, np.ndarray]:
-    """The project's prompts (and any other prompt a judgment names), and each row."""
-    prompts = _Prompts()
-    cursor.execute(PROMPTS_SQL.format(where="p.project_id = %(p)s"), {"p": project_id})
-    prompts.add(cursor.fetchall())
+    """The project's prompts (and any other prompt a judgment names), and each one's row."""
+    prompts = _Prompts(cursor, project_id, [])
     row, missing = prompts.rows_of(prompt)
     if len(missing):
-        cursor.execute(PROMPTS_SQL.format(where="p.id = ANY(%(p)s)"), {"p": missing.tolist()})
-        prompts.add(cursor.fetchall())
+        prompts = _Prompts(cursor, project_id, missing.tolist())
         row, _ = prompts.rows_of(prompt)
     return prompts, row
+
+
+def _table_prompts(prompts: _Prompts, row: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The external ids of prompts with judgments (rows of one id merged, as the table
+    groups judgments by external id) and each row's index among them."""
+    used = np.zeros(len(prompts.ids), bool)
+    used[row] = True
+    rows = np.flatnonzero(used)
+    external = [prompts.external[r] for r in rows.tolist()]
+    first = np.ones(len(rows), bool)
+    first[1:] = [a != b for a, b in zip(external, external[1:], strict=False)]
+    index = np.zeros(len(prompts.ids), np.int64)
+    index[rows] = np.cumsum(first) - 1
+    return list(compress(external, first)), index
 
 
 def _distinct(values: list[str | None]) -> tuple[list[str | None], np.ndarray]:
@@ -102,17 +111,14 @@ def load_coded(session: Session, project_id: int) -> CodedJudgments:
         labeler_ids, judgment_labeler = np.unique(labeler, return_inverse=True)
         cursor.execute(LABELERS_SQL, {"ids": labeler_ids.tolist()})
         name_of = dict(cursor.fetchall())
-    used = np.unique(row)
-    external = [prompts.external[i] for i in used.tolist()]
-    prompt_ids = sorted(set(external))
-    index = {name: i for i, name in enumerate(prompt_ids)}
-    rank = np.fromiter(map(index.__getitem__, external), np.int64, count=len(external))
-    judgment_prompt = rank[np.searchsorted(used, row)]
+    prompt_ids, index = _table_prompts(prompts, row)
+    judgment_prompt = index[row]
     order = np.lexsort((judgment_id, judgment_prompt))
     judgment_prompt, row, group = judgment_prompt[order], row[order], group[order]
     starts = np.flatnonzero(np.r_[True, judgment_prompt[1:] != judgment_prompt[:-1]])
     rankings, ranking_code = _distinct([g[0] for g in groups])
     orders, order_code = _distinct([g[2] for g in groups])
+    golds, gold_code = _distinct(prompts.golds)
     seconds = duration[order].astype(float)
     seconds[seconds == NO_DURATION] = np.nan
     return CodedJudgments(
@@ -126,6 +132,6 @@ def load_coded(session: Session, project_id: int) -> CodedJudgments:
         orders=orders,
         order_code=order_code[group],
         seconds=seconds / 1000,
-        golds=prompts.golds,
-        gold_code=prompts.gold[row[starts]] if len(row) else np.zeros(0, np.int64),
+        golds=golds,
+        gold_code=gold_code[row[starts]] if len(row) else np.zeros(0, np.int64),
     )
