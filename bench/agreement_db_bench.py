@@ -13,7 +13,8 @@ on a busy machine), then times
 
 Each step prints wall time, this process's CPU time and the CPU time of the PostgreSQL
 backend serving it (read from /proc when the server runs on this machine): on a busy
-machine CPU times and same-run ratios are the fair figures. Usage::
+machine CPU times and same-run ratios are the fair figures. Parallel query is off unless
+``--parallel`` (a parallel worker's CPU would not be counted). Usage::
 
     python -m bench.agreement_db_bench --url postgresql+psycopg://postgres@127.0.0.1/test \
         [--prompts 100000 --judgments 3 --completions 3] [--keep] [--repeat 3]
@@ -88,7 +89,6 @@ def _round(session: Session, project: Project) -> tuple[Clock, Clock, Clock]:
         "reference: SELECT count(*) of them",
         lambda: session.scalar(text(COUNT_SQL), {"pid": project.id}),
     )
-    session.rollback()
     return report, copy, count
 
 
@@ -101,11 +101,18 @@ def main() -> None:
     parser.add_argument("--labelers", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best is summarised")
     parser.add_argument("--keep", action="store_true", help="keep the project for later runs")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="let PostgreSQL use parallel workers (their CPU is not counted)",
+    )
     args = parser.parse_args()
     engine = create_engine(args.url)
     migrate.upgrade(engine)
     with Session(engine, expire_on_commit=False) as session:
         project, fresh = _project(session, args)
+        if not args.parallel:  # all of the server's work on the one backend measured
+            session.execute(text("SET max_parallel_workers_per_gather = 0"))
         try:
             rounds = [_round(session, project) for _ in range(args.repeat)]
             report, copy, count = min(rounds, key=lambda r: r[0].cpu + r[0].pg)
