@@ -1,12 +1,12 @@
 """Read a project's judgments into an OutcomeTable with three small queries.
 
-The judgments are grouped in SQL by (ranking, reject_all, display_order): each group's
-values come once, as text, and its judgments' ids, prompts, labelers and durations as
+The judgments are grouped in SQL by (ranking, reject_all, display_order) texts: each
+group's values come once, and its judgments' ids, prompts, labelers and durations as
 packed big-endian integers (``int8send``/``int4send`` concatenated by ``string_agg``)
-that numpy reads without a Python object per judgment. Prompts (external id and gold
-ranking, grouped by gold) and labeler names are read apart, and the judgments are put
-in the table's order here, grouped by prompt (external ids in code point order, as
-``ORDER BY external_id COLLATE "C"`` sorts them) and by judgment id within a prompt.
+that numpy reads without a Python object per judgment. Prompts (database id, external
+id, gold ranking) come sorted as the table wants them (external ids in code point
+order: ``COLLATE "C"``), labeler names apart; the judgments are then put in the table's
+order here: by prompt, and by judgment id within a prompt.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.outcome_columns import CodedJudgments
 
+# Grouped by the JSON texts (cheaper to hash and compare than jsonb values).
 JUDGMENTS_SQL = """
 SELECT j.ranking::text, j.reject_all, j.display_order::text,
        string_agg(int8send(j.id), ''::bytea), string_agg(int8send(j.prompt_id), ''::bytea),
@@ -26,7 +27,7 @@ SELECT j.ranking::text, j.reject_all, j.display_order::text,
        string_agg(int4send(coalesce(j.duration_ms, -1)), ''::bytea)
 FROM judgments j
 WHERE j.project_id = %(project_id)s
-GROUP BY j.ranking, j.reject_all, j.display_order
+GROUP BY 1, 2, 3
 """
 # Prompts in the table's order: external id in code point order (ties by id).
 PROMPTS_SQL = """
