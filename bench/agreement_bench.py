@@ -5,6 +5,10 @@ bootstrap and the per-labeler figures, then Krippendorff's alpha of the same uni
 through the `krippendorff` package, and prints both alphas and the time ratio.
 
     .venv/bin/python bench/agreement_bench.py [--prompts N] [--resamples B]
+
+The agreement API end to end from the database (query, load, figures, bootstrap,
+labelers, with PostgreSQL's CPU and a same-run COPY reference) is
+``bench/agreement_db_bench.py``.
 """
 
 from __future__ import annotations

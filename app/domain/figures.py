@@ -45,21 +45,20 @@ def _unit_stats(counts: np.ndarray) -> np.ndarray:
     (m^2 - sum n_c^2) / (m - 1), for the interval metric
     2 (m sum n_c v_c^2 - (sum n_c v_c)^2) / (m - 1). Units with m < 2 count nothing.
     """
-    m = counts.sum(axis=1)
+    minus, tie, plus = counts[:, 0], counts[:, 1], counts[:, 2]
+    m = minus + tie + plus  # small integers: exact in any order
     pairable = m >= 2
     inverse = np.where(pairable, 1.0 / np.maximum(m - 1, 1), 0.0)
-    squares = (counts**2).sum(axis=1)
-    first = counts @ OUTCOME_VALUES
-    second = counts @ OUTCOME_VALUES**2
-    return np.column_stack(
-        [
-            counts * pairable[:, None],
-            (m**2 - squares) * inverse,
-            2 * (m * second - first**2) * inverse,
-            (squares - m) / 2,
-            m * (m - 1) / 2,
-        ]
-    )
+    squares = minus * minus + tie * tie + plus * plus
+    first = plus - minus  # sum n_c v_c
+    second = plus + minus  # sum n_c v_c^2
+    stats = np.empty((len(counts), 7))
+    stats[:, :3] = counts * pairable[:, None]
+    stats[:, 3] = (m**2 - squares) * inverse
+    stats[:, 4] = 2 * (m * second - first**2) * inverse
+    stats[:, 5] = (squares - m) / 2
+    stats[:, 6] = m * (m - 1) / 2
+    return stats
 
 
 def _per_prompt_w(table: OutcomeTable) -> np.ndarray:
@@ -153,12 +152,16 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {name: [] for name in FIGURES}
     batch = max(1, min(n_resamples, 2_000_000 // n_prompts))
+    # Bounded draws below 2**32 come from the generator's 32-bit stream whatever the
+    # dtype: int32 draws are the same numbers, cheaper to make and to count.
+    dtype = np.int32 if n_prompts < 2**31 else np.int64
+    weights = np.empty((batch, n_prompts))
     for start in range(0, n_resamples, batch):
         size = min(batch, n_resamples - start)
-        draws = rng.integers(0, n_prompts, (size, n_prompts))
-        draws += np.arange(size)[:, None] * n_prompts
-        weights = np.bincount(draws.ravel(), minlength=size * n_prompts).reshape(size, n_prompts)
-        for sums in weights @ stats:
+        draws = rng.integers(0, n_prompts, (size, n_prompts), dtype=dtype)
+        for row, drawn in enumerate(draws):
+            weights[row] = np.bincount(drawn, minlength=n_prompts)
+        for sums in weights[:size] @ stats:
             for name, value in figures_from_sums(sums).items():
                 if value is not None:
                     samples[name].append(value)

@@ -38,6 +38,14 @@ def _share(hits: np.ndarray, counts: np.ndarray, i: int) -> float | None:
     return float(hits[i] / counts[i]) if counts[i] > 0 else None
 
 
+def _row_sums(matrix: np.ndarray) -> np.ndarray:
+    """Each row's sum, column by column (faster than a reduction over a short axis)."""
+    total = np.zeros(len(matrix), dtype=np.int64)
+    for column in matrix.T:
+        total += column
+    return total
+
+
 def _loo_agreement(table: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
     """Per labeler: entries agreeing with the leave-one-out consensus, entries compared."""
     n_labelers, n_prompts = len(table.labelers), len(table.prompt_ids)
@@ -50,10 +58,10 @@ def _loo_agreement(table: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
         i, j = block.pair_index
         consensus = np.sign(others[:, i] - others[:, j])
         has_others = np.bincount(block.prompt, minlength=n_prompts)[block.prompt] >= 2
-        labeler = table.judgment_labeler[block.judgment][has_others]
-        agree = (block.values[has_others] == consensus[has_others]).sum(axis=1)
+        labeler = table.judgment_labeler[block.judgment]
+        agree = _row_sums(block.values == consensus) * has_others  # integers: exact sums
         hits += np.bincount(labeler, agree, minlength=n_labelers)
-        counts += np.bincount(labeler, minlength=n_labelers) * len(i)
+        counts += np.bincount(labeler, has_others, minlength=n_labelers) * len(i)
     return hits, counts
 
 
@@ -88,7 +96,7 @@ def _row_pairs(block: RankBlock) -> tuple[np.ndarray, np.ndarray]:
 def _pair_confusions(table: OutcomeTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labeler pairs (a < b) sharing prompts: keys a * L + b, shared prompts, 3x3 tables."""
     n_labelers = len(table.labelers)
-    keys, joints, prompt_keys = [], [], []
+    joints, prompt_keys, pair_counts = [], [], []
     for block in table.blocks.values():
         rows_a, rows_b = _row_pairs(block)
         lab_a = table.judgment_labeler[block.judgment[rows_a]]
@@ -101,13 +109,19 @@ def _pair_confusions(table: OutcomeTable) -> tuple[np.ndarray, np.ndarray, np.nd
         prompt_keys.append(pair_key)
         pairs = block.values.shape[1]
         joints.append(((block.values[first] + 1) * 3 + (block.values[second] + 1)).ravel())
-        keys.append(np.repeat(pair_key, pairs))
-    if not keys:
+        pair_counts.append(pairs)
+    if not joints:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros((0, 3, 3))
     unique, inverse = np.unique(np.concatenate(prompt_keys), return_inverse=True)
     shared = np.bincount(inverse, minlength=len(unique))
-    entry_index = np.searchsorted(unique, np.concatenate(keys))
+    bounds = np.cumsum([len(k) for k in prompt_keys])[:-1]
+    entry_index = np.concatenate(
+        [
+            np.repeat(part, pairs)
+            for part, pairs in zip(np.split(inverse, bounds), pair_counts, strict=True)
+        ]
+    )
     flat = np.bincount(entry_index * 9 + np.concatenate(joints), minlength=len(unique) * 9)
     return unique, shared, flat.reshape(len(unique), 3, 3).astype(float)
 
@@ -133,7 +147,9 @@ def _kappas(table: OutcomeTable) -> list[dict[str, float | None]]:
 def _medians(table: OutcomeTable) -> list[float | None]:
     known = ~np.isnan(table.seconds)
     labeler, seconds = table.judgment_labeler[known], table.seconds[known]
-    order = np.lexsort((seconds, labeler))
+    order = np.argsort(seconds)  # then grouped by labeler, stably (small integer keys)
+    small = labeler.astype(np.int16) if len(table.labelers) < 2**15 else labeler
+    order = order[np.argsort(small[order], kind="stable")]
     labeler, seconds = labeler[order], seconds[order]
     counts = np.bincount(labeler, minlength=len(table.labelers))
     starts = np.cumsum(counts) - counts  # empty when there are no labelers

@@ -63,18 +63,28 @@ class RankBlock:
         return np.sign(self.tiers[:, j] - self.tiers[:, i]).astype(np.int8)
 
     @cached_property
+    def _better_equal(self) -> tuple[np.ndarray, np.ndarray]:
+        """rows x K: how many completions of the row are in a better tier, in the same one
+        (itself included); one pass per column, K being small."""
+        t = self.tiers
+        better = np.zeros(t.shape, dtype=np.int64)
+        equal = np.zeros(t.shape, dtype=np.int64)
+        for d in range(self.k):
+            column = t[:, d : d + 1]
+            better += column < t
+            equal += column == t
+        return better, equal
+
+    @cached_property
     def ranks(self) -> np.ndarray:
         """rows x K average ranks, 1 = best, ties sharing the mean rank."""
-        t = self.tiers
-        better = (t[:, None, :] < t[:, :, None]).sum(axis=2)
-        equal = (t[:, None, :] == t[:, :, None]).sum(axis=2)
+        better, equal = self._better_equal
         return 1.0 + better + (equal - 1) / 2.0
 
     @cached_property
     def tie_sums(self) -> np.ndarray:
         """Per row, the sum of t^3 - t over its groups of tied completions."""
-        t = self.tiers
-        equal = (t[:, None, :] == t[:, :, None]).sum(axis=2)
+        _, equal = self._better_equal
         return (equal**2 - 1).sum(axis=1).astype(float)
 
 

@@ -1,10 +1,10 @@
 """Agreement figures of a project (SPEC §6), computed from the judgments in the database.
 
-One query reads every judgment of the project as plain tuples (not even Core rows),
-grouped by prompt; the API's table is built from those columns (each distinct ranking,
-display order and gold ranking parsed once, everything else gathered with numpy: no
-Python object per judgment beyond the driver's row). ``load_records`` keeps the record
-form for callers that filter judgments first (the runs page). The numbers
+The API's table is read by ``load.load_coded``: judgments grouped in SQL by their
+ranking, reject flag and display order, their ids, prompts, labelers and durations as
+packed integers (each distinct ranking, display order and gold ranking parsed once,
+everything else gathered with numpy: no Python object per judgment). ``load_records``
+keeps the record form for callers that filter judgments first (the runs page). The numbers
 themselves come from the pure domain (``app.domain.project_summary``,
 ``app.domain.labeler_figures``) on an :class:`~app.domain.outcomes.OutcomeTable`.
 """
@@ -20,10 +20,11 @@ from app.domain.agreement import InvalidAgreementData
 from app.domain.errors import ValidationFailed
 from app.domain.json_cache import JsonCache
 from app.domain.labeler_figures import labeler_figures
-from app.domain.outcome_columns import JudgmentColumns, table_from_columns
+from app.domain.outcome_columns import table_from_codes
 from app.domain.outcomes import JudgmentRecord, OutcomeTable
 from app.domain.project_summary import AGREEMENT_METHOD, project_summary, rounded
 from app.domain.project_summary import outcome_table as outcome_table  # used by runs.view
+from app.services.agreement.load import load_coded
 
 BATCH_SIZE = 5000
 FlagCounts = tuple[int, dict[str, int]]
@@ -55,34 +56,10 @@ def load_records(session: Session, project_id: int) -> list[JudgmentRecord]:
     return records
 
 
-# The same judgments as seven arrays (aligned: one aggregate node feeds them all), grouped
-# by prompt in id order ("C": code point order, as Python sorts; table_from_columns
-# checks it), fetched in binary: no Python object per judgment beyond the array items.
-COLUMNS_SQL = """
-SELECT array_agg(external_id), array_agg(username), array_agg(ranking),
-       array_agg(reject_all), array_agg(display_order), array_agg(duration_ms),
-       array_agg(gold)
-FROM (
-  SELECT p.external_id, u.username, j.ranking::text AS ranking, j.reject_all,
-         j.display_order::text AS display_order, j.duration_ms, p.gold::text AS gold
-  FROM judgments j
-  JOIN users u ON u.id = j.labeler_id
-  JOIN prompts p ON p.id = j.prompt_id
-  WHERE j.project_id = %(project_id)s
-  ORDER BY p.external_id COLLATE "C", j.id
-) AS ordered
-"""
-
-
 def load_table(session: Session, project_id: int) -> OutcomeTable:
-    """Every judgment of the project as an OutcomeTable, from one query's arrays."""
-    driver = session.connection().connection.driver_connection
-    with driver.cursor(binary=True) as cursor:
-        cursor.execute(COLUMNS_SQL, {"project_id": project_id})
-        arrays = cursor.fetchone() or ()
-    columns = JudgmentColumns(*(a or () for a in arrays))
+    """Every judgment of the project as an OutcomeTable (``load.load_coded``'s queries)."""
     try:
-        return table_from_columns(columns)
+        return table_from_codes(load_coded(session, project_id))
     except InvalidAgreementData as exc:
         raise ValidationFailed.single("judgments", str(exc)) from exc
 
