@@ -26,9 +26,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,10 @@ from sqlalchemy.orm import Session
 from app.db.models import Export, Project, User
 from app.domain.errors import NotFound
 from app.domain.export_filters import ExportFilters
-from app.domain.jsonl import encode_str
 from app.domain.pair_shapes import MAX_SHAPES, PairBlocks, Shape, ranked_texts
 from app.domain.pairs import ALL, CONSENSUS, manifest_method_description
 from app.domain.project_summary import FigureAccumulator
-from app.services.exports.stream import LabelerNames, PromptRow, iter_prompt_rows
+from app.services.exports.stream import SEP, LabelerNames, PromptRow, iter_prompt_rows
 from app.settings import Settings
 
 FORMAT_VERSION = 1
@@ -112,14 +112,15 @@ def _batches(rows: Iterable[PromptRow], size: int) -> Iterator[list[PromptRow]]:
 
 
 class _PromptLines:
-    """The lines of prompt rows and the counts and figures of the export.
+    """The lines of prompt rows (``stream.PromptRow``) and the counts and figures of the export.
 
     A prompt's lines and figures depend on its texts only through one template fill; the
     rest depends on its completion ids, gold and judgments. So a prompt of a text prompt
     whose labelers are counted, not named (strategy ``all`` and ``exclude_labelers``
-    name them), is looked up by ``(gold, ids, rankings, rejects)`` as fetched: the first
-    such prompt takes the general path (``PairBlocks``, ``FigureAccumulator.add_prompt``),
-    every later one costs a dictionary lookup and the fill, with the same bytes."""
+    name them), is looked up by its ``(gold, ids, rankings, rejects)`` strings as fetched:
+    the first such prompt takes the general path (``PairBlocks``,
+    ``FigureAccumulator.add_prompt``), every later one costs a dictionary lookup and a
+    template fill with the JSON texts as fetched, for the same bytes."""
 
     def __init__(self, strategy: str, filters: ExportFilters, names: Mapping[int, str]) -> None:
         self.blocks = PairBlocks(strategy, filters)
@@ -141,25 +142,17 @@ class _PromptLines:
             if text is None or ids is None:
                 self._general(row, out)
                 continue
-            if labelers is None:  # no judgments: no rows, no figures
-                key: tuple[Any, ...] = (gold, len(ids), *ids)
-            else:
-                key = (gold, len(ids), *ids, *rankings, *rejects)
+            key = (gold, ids, rankings, rejects)
             known = seen.get(key)
             if known is None:
                 known = self._first(key, row)
-            elif labelers:
-                checked(known[1], labelers)
+            elif labelers is not None:
+                checked(known[1], labelers.split(","))
             shape = known[0]
             if shape.rows:
-                out.append(
-                    shape.template
-                    % shape.fetched(
-                        (encode_str(text), encode_str(prompt_id), *map(encode_str, texts))
-                    )
-                )
+                out.append(shape.template % shape.fetched((text, prompt_id, *texts.split(SEP))))
                 prompts += 1
-                judgments += len(labelers)
+                judgments += len(rejects)
                 pairs += shape.rows
         written.prompts += prompts
         written.judgments += judgments
@@ -169,12 +162,12 @@ class _PromptLines:
         """A prompt row of a new key: its figures added, its shape and pattern remembered
         (also under the key of its sorted rankings, which judgments in another order
         share)."""
-        prompt_id, _, _, gold, ids, _, labelers, rankings, rejects = row
-        labelers, rankings, rejects = labelers or (), rankings or (), rejects or ()
+        prompt_id, ids, labelers, rankings, rejects = _decoded(row)
+        gold = row[3]
         ranked = ranked_texts(rankings, rejects)
         if len(self.seen) >= MAX_SHAPES:
             self.seen.clear()
-        by_ranked = (gold, len(ids), *ids, len(labelers), *ranked)
+        by_ranked = (gold, row[4], len(labelers), *ranked)
         known = self.seen.get(by_ranked)
         if known is None:
             self.written.agreement.add_prompt(prompt_id, labelers, ranked, gold)
@@ -186,23 +179,45 @@ class _PromptLines:
         return known
 
     def _general(self, row: PromptRow, out: list[str]) -> None:
-        prompt_id, text, chat, gold, ids, texts, labelers, rankings, rejects = row
-        labelers, rankings, rejects = labelers or (), rankings or (), rejects or ()
+        _, text, chat, gold, _, texts, _, _, _ = row
+        prompt_id, ids, labelers, rankings, rejects = _decoded(row)
         ranked = ranked_texts(rankings, rejects)
         written, blocks = self.written, self.blocks
         written.agreement.add_prompt(prompt_id, labelers, ranked, gold)
         if self.by_name:
-            labelers = [self.names[labeler] for labeler in labelers]
-        prompt = chat if text is None else text
+            labelers = [self.names[int(labeler)] for labeler in labelers]
+        prompt = chat if text is None else json.loads(text)
+        values = [json.loads(t) for t in texts.split(SEP)] if texts is not None else []
         judgments = (labelers, rankings, rejects)
         lines, count = blocks.lines(
-            prompt_id, prompt, ids, texts, judgments, gold is not None, ranked
+            prompt_id, prompt, ids, values, judgments, gold is not None, ranked
         )
         if count:
             out.append(lines)
             written.prompts += 1
             written.judgments += blocks.kept
             written.pairs += count
+
+
+@lru_cache(maxsize=4096)
+def _completion_ids(joined: str) -> tuple[str, ...]:
+    """Completion ids from their joined JSON (prompts of a project repeat a few)."""
+    return tuple(json.loads(cid) for cid in joined.split(SEP))
+
+
+def _decoded(
+    row: PromptRow,
+) -> tuple[str, Sequence[str], list[str], list[str | None], list[bool]]:
+    """A row's prompt id, completion ids, labeler ids (as text), rankings and reject_all
+    flags as lists (``stream.PromptRow`` has them joined)."""
+    prompt_id, _, _, _, ids, _, labelers, rankings, rejects = row
+    return (
+        json.loads(prompt_id),
+        _completion_ids(ids) if ids is not None else (),
+        labelers.split(",") if labelers is not None else [],
+        [r or None for r in rankings.split(SEP)] if rankings is not None else [],
+        [flag == "t" for flag in rejects] if rejects is not None else [],
+    )
 
 
 def build_manifest(
