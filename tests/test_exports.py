@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import func, select, text
 
 from app.db.models import Export
 from app.domain import project_summary
+from app.domain.pairs import JudgmentData, PromptData, pair_lines
 from app.services import exports, projects
 from tests.helpers.judged import SMALL, prompt, ranking, seed_project
 
@@ -434,3 +436,43 @@ def test_export_query_runs_without_jit(db, settings, monkeypatch):
     monkeypatch.setattr(exports, "write_pairs", watched)
     exports.create_export(db, settings, project)
     assert set(during) == {"off"}
+
+
+ODD_IDS = ['q"1', "x,y\x1f", "z\\w é"]  # quote, comma, the row separator, backslash
+
+
+def _odd_record(n: int) -> dict[str, Any]:
+    order = ODD_IDS[n % 3 :] + ODD_IDS[: n % 3]
+    return {
+        "id": f'p"{n}\x1f',
+        "prompt": f'text \x1f {n} "q" \\ \n é 😀'
+        if n % 4
+        else [{"role": "user", "content": "Hi\x1f"}],
+        "completions": [{"id": c, "text": f"{c} says \x1f\t{n}"} for c in ODD_IDS],
+        "judgments": [
+            {"labeler": "ext:x", "ranking": [[c] for c in order]},
+            {"labeler": "ext:y", "ranking": [order[:2], order[2:]]},
+        ],
+    }
+
+
+@pytest.mark.parametrize("strategy", ["consensus", "all"])
+def test_odd_ids_and_texts_give_the_bytes_of_pair_lines(db, settings, strategy):
+    records = [_odd_record(n) for n in range(8)]
+    project = seed_project(db, records)
+    export = exports.create_export(db, settings, project, strategy)
+    expected = b"".join(
+        pair_lines(
+            PromptData(
+                r["id"],
+                r["prompt"],
+                {c["id"]: c["text"] for c in r["completions"]},
+                None,
+                [JudgmentData(j["labeler"], j["ranking"]) for j in r["judgments"]],
+            ),
+            strategy,
+        )
+        for r in records
+    )
+    assert (Path(export.path) / exports.PAIRS_FILE).read_bytes() == expected
+    assert export.manifest["counts"]["pairs"] == expected.count(b"\n") > 8
