@@ -15,7 +15,7 @@ The bytes are those of :func:`~app.domain.pairs.pair_lines` (tests pin them).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -41,21 +41,27 @@ def _slot_index(tag: str) -> int:
     return ord(tag) - 1 if ord(tag) < 0x100 else ord(tag) - 0x100 + 2
 
 
-class _Shape:
-    """A planned block: ``template % fill(parts)`` with parts ``(text, prompt_id, *values)``
-    where values are the completions in id order, taken from fetched positions ``perm``."""
+def _getter(slots: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
+    return itemgetter(*slots) if len(slots) > 1 else (lambda parts: (parts[slots[0]],))
 
-    __slots__ = ("fill", "perm", "rows", "template")
+
+class Shape:
+    """A planned block: ``template % fill(parts)`` with parts ``(text, prompt_id, *values)``
+    where values are the completions in id order, taken from fetched positions ``perm``;
+    ``template % fetched(parts)`` takes the values in fetched (position) order instead."""
+
+    __slots__ = ("fetched", "fill", "perm", "rows", "template")
 
     def __init__(self, block: str, perm: tuple[int, ...], rows: int) -> None:
         pieces = _SLOT.split(block)
         self.template = "%s".join(p.replace("%", "%%") for p in pieces[::2])
         slots = [_slot_index(tag) for tag in pieces[1::2]]
-        self.fill = itemgetter(*slots) if len(slots) > 1 else (lambda parts: (parts[slots[0]],))
+        self.fill = _getter(slots)
+        self.fetched = _getter([s if s < 2 else 2 + perm[s - 2] for s in slots])
         self.perm, self.rows = perm, rows
 
 
-_EMPTY = _Shape("", (), 0)
+EMPTY = Shape("", (), 0)
 
 
 def ranked_texts(rankings: Sequence[str | None], rejects: Sequence[bool]) -> list[str]:
@@ -73,7 +79,7 @@ class PairBlocks:
         self.excluded = frozenset(filters.exclude_labelers)
         self.by_labeler = strategy == ALL
         self.cache = JsonCache()
-        self.shapes: dict[tuple[Any, ...], _Shape] = {}
+        self.shapes: dict[tuple[Any, ...], Shape] = {}
         self.kept = 0  # judgments of the last prompt left after exclude_labelers
 
     def lines(
@@ -91,32 +97,8 @@ class PairBlocks:
         must be names for strategy ``all`` and with ``exclude_labelers``; elsewhere any
         key serves (only their number counts). ``ranked``: :func:`ranked_texts` of the
         judgments, when the caller has it already."""
-        if has_gold and not self.filters.include_gold:
-            return "", 0
         names, rankings, rejects = judgments
-        if self.excluded:
-            ranked = None
-            kept = [i for i, name in enumerate(names) if name not in self.excluded]
-            names = [names[i] for i in kept]
-            rankings = [rankings[i] for i in kept]
-            rejects = [rejects[i] for i in kept]
-        self.kept = len(names)
-        if len(names) < self.filters.min_judgments:
-            return "", 0
-        if self.by_labeler:
-            key: tuple[Any, ...] = (*ids, "", *names, "", *rankings, *rejects)
-        else:
-            key = (
-                *ids,
-                len(names),
-                *(ranked_texts(rankings, rejects) if ranked is None else ranked),
-            )
-        shape = self.shapes.get(key)
-        if shape is None:
-            shape = self._shape(ids, names, rankings, rejects)
-            if len(self.shapes) >= MAX_SHAPES:
-                self.shapes.clear()
-            self.shapes[key] = shape
+        shape = self.shape(ids, names, rankings, rejects, has_gold, ranked)
         if not shape.rows:
             return "", 0
         if type(prompt) is str:
@@ -130,13 +112,51 @@ class PairBlocks:
             parts = (encode_json(prompt), encode_str(prompt_id), *values)
         return shape.template % shape.fill(parts), shape.rows
 
-    def _shape(
+    def shape(
+        self,
+        ids: Sequence[str],
+        names: Sequence[Any],
+        rankings: Sequence[str | None],
+        rejects: Sequence[bool],
+        has_gold: bool,
+        ranked: Sequence[str] | None = None,
+    ) -> Shape:
+        """The planned block of a prompt's rows (:data:`EMPTY` when it gives none), with
+        the arguments of :meth:`lines`; sets ``kept``."""
+        if has_gold and not self.filters.include_gold:
+            return EMPTY
+        if self.excluded:
+            ranked = None
+            kept = [i for i, name in enumerate(names) if name not in self.excluded]
+            names = [names[i] for i in kept]
+            rankings = [rankings[i] for i in kept]
+            rejects = [rejects[i] for i in kept]
+        self.kept = len(names)
+        if len(names) < self.filters.min_judgments:
+            return EMPTY
+        if self.by_labeler:
+            key: tuple[Any, ...] = (*ids, "", *names, "", *rankings, *rejects)
+        else:
+            key = (
+                *ids,
+                len(names),
+                *(ranked_texts(rankings, rejects) if ranked is None else ranked),
+            )
+        shape = self.shapes.get(key)
+        if shape is None:
+            shape = self._plan(ids, names, rankings, rejects)
+            if len(self.shapes) >= MAX_SHAPES:
+                self.shapes.clear()
+            self.shapes[key] = shape
+        return shape
+
+    def _plan(
         self,
         ids: Sequence[str],
         names: Sequence[str],
         rankings: Sequence[str | None],
         rejects: Sequence[bool],
-    ) -> _Shape:
+    ) -> Shape:
         judgments = [
             JudgmentData(name, None if reject else self.cache.tiers(ranking), reject)
             for name, ranking, reject in zip(names, rankings, rejects, strict=True)
@@ -144,8 +164,8 @@ class PairBlocks:
         prompt = PromptData("", "", dict(zip(ids, ids, strict=True)), None, judgments)
         plan = plan_prompt(prompt, self.strategy, self.filters, self.method)
         if plan is None or not plan.records:
-            return _EMPTY
+            return EMPTY
         slots = [_value_slot(i) for i in range(len(plan.ids))]
         block = plan_text(plan, _TEXT, _PROMPT_ID, slots)
         position = {cid: i for i, cid in enumerate(ids)}
-        return _Shape(block, tuple(position[cid] for cid in plan.ids), len(plan.records))
+        return Shape(block, tuple(position[cid] for cid in plan.ids), len(plan.records))

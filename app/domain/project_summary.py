@@ -110,16 +110,23 @@ class FigureAccumulator:
         raise ValidationFailed."""
         if not labelers:
             return
+        pattern = (gold, *ranked)
+        if pattern not in self.patterns:
+            self._check(prompt_id, ranked, gold)
+        self.add_checked(pattern, labelers)
+
+    def add_checked(self, pattern: tuple[Any, ...], labelers: Sequence[Hashable]) -> None:
+        """:meth:`add_prompt` of a prompt with judgments whose pattern ``(gold, *ranked)``
+        has been checked already (the hot path of an export: one per prompt)."""
         self.counts["prompts"] += 1
         self.counts["judgments"] += len(labelers)
         self.labelers.update(labelers)
-        pattern = (gold, *ranked)
         row = self.patterns.get(pattern)
         if row is None:
-            self._check(prompt_id, ranked, gold)
             row = self.patterns[pattern] = len(self.patterns)
             self.new.append(pattern)
-        self.pending[row] = self.pending.get(row, 0) + 1
+        pending = self.pending
+        pending[row] = pending.get(row, 0) + 1
         self.seen += 1
         if self.seen >= self.chunk_prompts:
             self._fold()
