@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from app.domain.agreement import AgreementUndefined, delta_matrix, kendall_w
 from app.domain.outcomes import OutcomeTable
@@ -161,7 +162,11 @@ def bootstrap_ci(
         draws = rng.integers(0, n_prompts, (size, n_prompts), dtype=dtype)
         for row, drawn in enumerate(draws):
             weights[row] = np.bincount(drawn, minlength=n_prompts)
-        for sums in weights[:size] @ stats:
+        # One BLAS thread: a second one only spins against the web workers and PostgreSQL
+        # (the resample sums took twice the CPU with two threads on 2 cores; same results).
+        with threadpool_limits(1, user_api="blas"):
+            resampled = weights[:size] @ stats
+        for sums in resampled:
             for name, value in figures_from_sums(sums).items():
                 if value is not None:
                     samples[name].append(value)
