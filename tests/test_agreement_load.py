@@ -59,6 +59,7 @@ def _vary_judgments(db: Any, project_id: int, seed: int = 4) -> None:
     ids = db.scalars(
         text("SELECT id FROM judgments WHERE project_id = :p ORDER BY id"), {"p": project_id}
     ).all()
+    rng.shuffle(ids)  # rows rewritten out of id order: a scan no longer meets them in it
     for jid in ids:
         shown = rng.choice([None, "[]", '"x"', '["a"]', '["b", "a"]', '["c", "a", "b"]'])
         ms = rng.choice([None, 0, rng.randint(1, 90_000)])

@@ -38,6 +38,7 @@ FROM judgments j
 JOIN users u ON u.id = j.labeler_id
 JOIN prompts p ON p.id = j.prompt_id
 WHERE j.project_id = %(project_id)s
+ORDER BY j.id
 """
 
 
