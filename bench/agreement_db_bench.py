@@ -33,7 +33,7 @@ from app.db.models import Project
 from app.domain.figures import bootstrap_ci, project_figures, prompt_stats
 from app.domain.labeler_figures import labeler_figures
 from app.services import agreement, projects
-from bench.export_db_bench import Clock, _seed
+from bench.export_db_bench import Clock, _seed, add_project_shape
 
 COPY_SQL = """COPY (SELECT j.prompt_id, j.labeler_id, j.ranking, j.reject_all,
                           j.display_order, j.duration_ms
@@ -95,10 +95,7 @@ def _round(session: Session, project: Project) -> tuple[Clock, Clock, Clock]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--prompts", type=int, default=100_000)
-    parser.add_argument("--completions", type=int, default=3)
-    parser.add_argument("--judgments", type=int, default=3)
-    parser.add_argument("--labelers", type=int, default=20)
+    add_project_shape(parser)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best is summarised")
     parser.add_argument("--keep", action="store_true", help="keep the project for later runs")
     parser.add_argument(

@@ -219,13 +219,18 @@ def _existing(session: Session, project_id: int, url: str) -> None:
     session.commit()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True)
+def add_project_shape(parser: argparse.ArgumentParser) -> None:
+    """The seeded project's size (also read by bench/agreement_db_bench.py)."""
     parser.add_argument("--prompts", type=int, default=100_000)
     parser.add_argument("--completions", type=int, default=3)
     parser.add_argument("--judgments", type=int, default=3)
     parser.add_argument("--labelers", type=int, default=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True)
+    add_project_shape(parser)
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument(

@@ -16,28 +16,10 @@ from app.domain.errors import ValidationFailed
 from app.domain.outcomes import OutcomeTable
 from app.services import agreement
 from tests.helpers.judged import prompt, seed_project
+from tests.helpers.tables import assert_same_table, random_tiers
 
-ARRAYS = (
-    "n_completions",
-    "unit_offset",
-    "unit_gold",
-    "judgment_labeler",
-    "judgment_prompt",
-    "first_shown_on_top",
-    "seconds",
-)
 # Code point order differs from import (id) order and from a locale's order.
 EXTERNAL_IDS = ["b", "B", "a", "10", "9", "é", "e", "Z", "z1", "z10", "z2"]
-
-
-def _tiers(rng: random.Random, ids: str) -> list[list[str]]:
-    tiers: list[list[str]] = []
-    for cid in rng.sample(ids, len(ids)):
-        if tiers and rng.random() < 0.3:
-            tiers[-1].append(cid)
-        else:
-            tiers.append([cid])
-    return tiers
 
 
 def _records(seed: int = 3) -> list[dict[str, Any]]:
@@ -46,8 +28,8 @@ def _records(seed: int = 3) -> list[dict[str, Any]]:
     for n, pid in enumerate(EXTERNAL_IDS * 4):
         ids = "abcde"[: rng.randint(2, 5)]
         names = rng.sample("uvwxyz", rng.randint(1, 4))
-        judgments = {m: "reject" if rng.random() < 0.1 else _tiers(rng, ids) for m in names}
-        gold = {"gold": _tiers(rng, ids)} if rng.random() < 0.3 else {}
+        judgments = {m: "reject" if rng.random() < 0.1 else random_tiers(rng, ids) for m in names}
+        gold = {"gold": random_tiers(rng, ids)} if rng.random() < 0.3 else {}
         name = f"{pid}-{n % 3}" if n >= len(EXTERNAL_IDS) else pid
         records.append(prompt(name, ids, judgments, **gold))
     return records
@@ -69,16 +51,6 @@ def _vary_judgments(db: Any, project_id: int, seed: int = 4) -> None:
         )
 
 
-def _assert_same_table(table: OutcomeTable, expected: OutcomeTable) -> None:
-    assert table.prompt_ids == expected.prompt_ids and table.labelers == expected.labelers
-    for name in ARRAYS:
-        np.testing.assert_array_equal(getattr(table, name), getattr(expected, name), name)
-    assert sorted(table.blocks) == sorted(expected.blocks)
-    for k, block in expected.blocks.items():
-        for name in ("judgment", "prompt", "tiers"):
-            np.testing.assert_array_equal(getattr(table.blocks[k], name), getattr(block, name))
-
-
 def _from_records(db: Any, project_id: int) -> OutcomeTable:
     return OutcomeTable.from_records(agreement.load_records(db, project_id))
 
@@ -89,7 +61,7 @@ def test_loaded_table_is_the_table_of_the_records(db) -> None:
     expected = _from_records(db, project.id)
     assert expected.prompt_ids[:5] == ["10", "10-0", "10-1", "10-2", "9"]  # code points
     assert len(expected.blocks) == 4 and np.isnan(expected.seconds).any()
-    _assert_same_table(agreement.load_table(db, project.id), expected)
+    assert_same_table(agreement.load_table(db, project.id), expected)
 
 
 def test_judgment_of_a_prompt_in_another_project_is_read_like_the_records(db) -> None:
@@ -103,7 +75,7 @@ def test_judgment_of_a_prompt_in_another_project_is_read_like_the_records(db) ->
     )
     expected = _from_records(db, project.id)
     assert "zz" in expected.prompt_ids and "ext:q" in expected.labelers
-    _assert_same_table(agreement.load_table(db, project.id), expected)
+    assert_same_table(agreement.load_table(db, project.id), expected)
 
 
 def test_empty_project_loads_an_empty_table(db) -> None:

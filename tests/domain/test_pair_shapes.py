@@ -12,6 +12,7 @@ import pytest
 from app.domain.export_filters import ExportFilters
 from app.domain.pair_shapes import PairBlocks, ranked_texts
 from app.domain.pairs import STRATEGIES, JudgmentData, PromptData, pair_lines
+from tests.helpers.tables import random_tiers
 
 TEXTS = ["plain", 'a "quote" and a % sign', "tab\there\nnewline", "é 中文 😀", "%s %(x)s %%"]
 FILTERS = [
@@ -19,16 +20,6 @@ FILTERS = [
     ExportFilters(ties="keep", include_gold=True),
     ExportFilters(min_judgments=2, min_agreement=0.5, exclude_labelers=("l1",)),
 ]
-
-
-def _tiers(rng: random.Random, ids: list[str]) -> list[list[str]]:
-    tiers: list[list[str]] = []
-    for cid in rng.sample(ids, len(ids)):
-        if tiers and rng.random() < 0.3:
-            tiers[-1].append(cid)
-        else:
-            tiers.append([cid])
-    return tiers
 
 
 def _prompts(count: int = 400, seed: int = 3) -> list[PromptData]:
@@ -42,8 +33,10 @@ def _prompts(count: int = 400, seed: int = 3) -> list[PromptData]:
         judgments = []
         for labeler in sorted(rng.sample(["l0", "l1", "l2", "l3"], rng.randint(0, 4))):
             reject = rng.random() < 0.1
-            judgments.append(JudgmentData(labeler, None if reject else _tiers(rng, ids), reject))
-        gold = _tiers(rng, ids) if n % 9 == 0 else None
+            judgments.append(
+                JudgmentData(labeler, None if reject else random_tiers(rng, ids), reject)
+            )
+        gold = random_tiers(rng, ids) if n % 9 == 0 else None
         completions = {cid: f"{cid}: {rng.choice(TEXTS)} {n}" for cid in ids}
         prompts.append(PromptData(f"p{n}%", text, completions, gold, judgments))
     return prompts
