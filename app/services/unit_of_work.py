@@ -8,6 +8,11 @@ type those callers name, so that nothing above the services imports SQLAlchemy.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 DbSession = Session
+
+DatabaseUnavailable = OperationalError
+"""The database could not be reached, or dropped the connection mid-request (a restart, a
+crash, a network fault): the web answers 503 with ``Retry-After`` rather than a 500."""

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.domain import errors as domain
+from app.services.unit_of_work import DatabaseUnavailable
 from app.web.deps import NotAuthenticated
 from app.web.forms import toast
 from app.web.openapi import allowed_methods
@@ -42,6 +43,7 @@ CODES = {
     422: "validation_failed",
     429: "rate_limited",
     500: "internal_error",
+    503: "database_unavailable",
 }
 
 
@@ -108,6 +110,12 @@ async def on_http_exception(request: Request, exc: HTTPException) -> Response:
     return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
+async def on_database_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+    message = "The database is unavailable; try again in a moment."
+    return error_response(request, 503, CODES[503], message, headers={"Retry-After": "1"})
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, 500, "internal_error", "Something went wrong on our side.")
@@ -118,4 +126,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotAuthenticated, on_not_authenticated)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(DatabaseUnavailable, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

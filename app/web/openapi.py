@@ -1,8 +1,8 @@
 """The served OpenAPI document (``/api/v1/openapi.json``) tells the truth (SPEC §7, issue 11):
 
 - every API answer other than a success is ``{"error": {"code", "message", "details"}}``,
-  declared for 401, 403, 404, 409, 413 and 422 on every operation (and ``4XX`` for the
-  rest), in place of FastAPI's ``{"detail": [...]}`` shape that the app never sends;
+  declared for 401, 403, 404, 409, 413, 422 and 503 on every operation (and ``4XX`` for
+  the rest), in place of FastAPI's ``{"detail": [...]}`` shape that the app never sends;
 - the bearer token (and the session cookie) are its ``securitySchemes``;
 - every free string refuses NUL (``pattern``), as the server does (``inputs.nul_guard``);
 - the objects a service validates itself (project ``settings``, export ``filters``, a run's
@@ -72,6 +72,7 @@ _ERRORS = {
     "413": "The body is larger than the limit (MAX_BODY_BYTES; imports: their own).",
     "422": "Bad input: ``details`` names each field (and line, for imports).",
     "4XX": "Another refusal (405 method not allowed, 429 rate limited, …).",
+    "503": "The database is unavailable (restarting, crashed): try again after Retry-After.",
 }
 ERROR_RESPONSES = {code: {"description": text, "content": _ERROR} for code, text in _ERRORS.items()}
 SECURITY_SCHEMES = {
