@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, text
 
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres
-from bench.labeling_load import seed
+from bench.labeling_load import api_call, bearer_headers, seed
 from tests.helpers.live import start_server
 
 
@@ -48,16 +48,10 @@ class Acks:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _call(conn: http.client.HTTPConnection, method: str, path: str, token: str, body=None):
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    return response.status, response.read()
-
-
 def _one_task(conn, project_id: int, token: str, rng: random.Random) -> int | None:
     """One next -> judgment; the acknowledged judgment id, or None (nothing left)."""
-    status, raw = _call(conn, "GET", f"/api/v1/projects/{project_id}/tasks/next", token)
+    headers = bearer_headers(token)
+    status, raw = api_call(conn, "GET", f"/api/v1/projects/{project_id}/tasks/next", headers)
     if status == 204:
         return None
     if status != 200:
@@ -67,7 +61,7 @@ def _one_task(conn, project_id: int, token: str, rng: random.Random) -> int | No
     rng.shuffle(ids)
     body = json.dumps({"ranking": [[i] for i in ids], "duration_ms": 900})
     path = f"/api/v1/assignments/{task['assignment_id']}/judgment"
-    status, raw = _call(conn, "POST", path, token, body)
+    status, raw = api_call(conn, "POST", path, headers, body)
     if status != 201:
         raise RuntimeError(f"judgment {status}")
     return json.loads(raw)["judgment_id"]

@@ -129,6 +129,23 @@ def seed(database_url: str, labelers: int, prompts: int, completions: int, k: in
 # ----- the labelers ----------------------------------------------------------------------
 
 
+def bearer_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+def api_call(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | str | None = None,
+) -> tuple[int, bytes]:
+    """One request on a keep-alive connection: (status, body)."""
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
 class Labeler(threading.Thread):
     """Loops next -> judgment on one keep-alive connection; records the measured window."""
 
@@ -137,14 +154,12 @@ class Labeler(threading.Thread):
         parts = urlsplit(base)
         self.host, self.port = parts.hostname, parts.port or 80
         self.project_id, self.clock, self.stats = project_id, clock, stats
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.headers = bearer_headers(token)
         self.rng = random.Random(token)
         self.local = Stats()
 
     def call(self, conn, method: str, path: str, body: bytes | None = None):
-        conn.request(method, path, body=body, headers=self.headers)
-        response = conn.getresponse()
-        return response.status, response.read()
+        return api_call(conn, method, path, self.headers, body)
 
     def round(self, conn) -> bool:
         """One task; False when nothing is left."""
