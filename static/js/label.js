@@ -249,6 +249,20 @@
       event.preventDefault();
       dialog.close();
     }
+    releaseFocus(dialog);
+  }
+
+  // Chromium gives focus back a moment after a dialog closes: until then the next keys would
+  // still land on its Close button (Enter would "press" it instead of submitting the task).
+  function releaseFocus(dialog) {
+    if (dialog && dialog.contains(document.activeElement)) document.activeElement.blur();
+  }
+
+  // A key aimed at an element of a closed dialog (focus not yet given back) is a page key.
+  function keyTarget(event) {
+    var target = event.target;
+    var dialog = target && target.closest ? target.closest("dialog") : null;
+    return dialog && !dialog.open ? document.body : target;
   }
 
   function closesHelp(event) {
@@ -300,10 +314,11 @@
     var current = document.getElementById("task-form");
     if (current && (!state || state.form !== current)) setup(current);
     if (!state || !document.body.contains(state.form)) return;
-    if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    var target = keyTarget(event);
+    if (event.ctrlKey || event.metaKey || event.altKey || isTyping(target)) return;
     var key = event.key;
-    var onButton = event.target.tagName === "BUTTON" || event.target.tagName === "A" ||
-      event.target.tagName === "SUMMARY";
+    var onButton = target.tagName === "BUTTON" || target.tagName === "A" ||
+      target.tagName === "SUMMARY";
     if (/^[1-9]$/.test(key)) {
       var n = Number(key);
       if (n <= state.order.length) { event.preventDefault(); place(cidOfNumber(n)); }
@@ -311,8 +326,8 @@
       event.preventDefault(); tie();
     } else if (key === "Backspace") {
       event.preventDefault(); undo();
-    } else if (key === "Enter" && event.target.classList && event.target.classList.contains("chip")) {
-      event.preventDefault(); toggleChip(event.target);
+    } else if (key === "Enter" && target.classList && target.classList.contains("chip")) {
+      event.preventDefault(); toggleChip(target);
     } else if (key === "Enter" && !onButton) {
       event.preventDefault(); submit();
     } else if (key === "s" || key === "S") {
@@ -353,7 +368,9 @@
   document.addEventListener("keydown", onKey);
   // "close" does not bubble: listen in the capture phase (the Close button, or any other way out).
   document.addEventListener("close", function (event) {
-    if (event.target.id === "shortcuts") helpOpen = false;
+    if (event.target.id !== "shortcuts") return;
+    helpOpen = false;
+    releaseFocus(event.target);
   }, true);
   document.addEventListener("click", onClick);
   document.addEventListener("htmx:beforeRequest", function (event) {

@@ -160,13 +160,46 @@ def test_a_ranking_key_right_after_closing_the_shortcuts_acts_at_once(page, seed
     assert len(stored_judgments(seeded.session)) == 1
 
 
+STALE_FOCUS_ENTER = """() => {
+  const button = document.querySelector("#shortcuts button");
+  const init = {key: "Enter", bubbles: true, cancelable: true};
+  button.dispatchEvent(new KeyboardEvent("keydown", init));
+}"""
+"""An Enter aimed at the closed dialog's Close button, as Chromium sends the keys that come
+before it has given focus back to the page."""
+
+
+def test_keys_after_closing_the_shortcuts_go_to_the_page_not_the_close_button(page, seeded):
+    open_task(page, seeded)
+    blur(page)
+    page.keyboard.press("Shift+?")
+    expect(page.locator("#shortcuts button")).to_be_focused()
+    page.keyboard.press("Escape")
+    in_dialog = "() => document.getElementById('shortcuts').contains(document.activeElement)"
+    assert page.evaluate(in_dialog) is False  # focus left the dialog as it closed
+    first_prompt = page.locator(".prompt .text").inner_text()
+    for key in ["1", "2", "3"]:
+        page.keyboard.press(key)
+    page.evaluate(STALE_FOCUS_ENTER)  # submits: the dialog it was aimed at is closed
+    page.wait_for_function(
+        "text => document.querySelector('.prompt .text').innerText !== text", arg=first_prompt
+    )
+    assert len(stored_judgments(seeded.session)) == 1
+
+
+SETTLED = """() => document.querySelector("#task-form").classList.contains("dragging")
+  && document.getAnimations().every((a) => a.playState !== "running")"""
+"""The drag has started and the gaps have finished opening (a CSS transition)."""
+
+
 def drag(page, source, target) -> None:
     """Press on ``source``, start dragging (the drop gaps open up), then drop on ``target``
-    measured after the layout has changed, as a person aiming with the mouse would."""
+    measured once the layout has settled, as a person aiming with the mouse would."""
     start = source.bounding_box()
     page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
     page.mouse.down()
     page.mouse.move(start["x"] + start["width"] / 2 + 12, start["y"] + 12, steps=4)
+    page.wait_for_function(SETTLED)
     box = target.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y, steps=12)

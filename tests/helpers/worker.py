@@ -19,8 +19,10 @@ from tests.factories import make_project
 from tests.training.conftest import marker_rows, write_export
 
 PREFLOOP = Path(sys.executable).parent / "prefloop"
-SLOW_DPO = {"max_steps": 40, "logging_steps": 1, "eval_fraction": 0.0}
-"""A DPO config slow enough to be caught running."""
+SLOW_DPO = {"max_steps": 2000, "logging_steps": 1, "eval_fraction": 0.0}
+"""A DPO config long enough to be caught running: a tiny-model step takes ~12 ms on a CPU,
+and a cancel lands within about a second (``training.worker.CHECK_SECONDS`` plus the
+metrics forwarding), so 40 steps could end first; 2 000 are 20+ s, cut short by any stop."""
 
 
 def training_export(session: Session, exports_dir: Path, rows: int = 6) -> int:
