@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, text
 
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres
-from bench.labeling_load import api_call, bearer_headers, seed
+from bench.labeling_load import api_call, bearer_headers, next_task_path, random_judgment, seed
 from tests.helpers.live import start_server
 
 
@@ -51,16 +51,12 @@ class Acks:
 def _one_task(conn, project_id: int, token: str, rng: random.Random) -> int | None:
     """One next -> judgment; the acknowledged judgment id, or None (nothing left)."""
     headers = bearer_headers(token)
-    status, raw = api_call(conn, "GET", f"/api/v1/projects/{project_id}/tasks/next", headers)
+    status, raw = api_call(conn, "GET", next_task_path(project_id), headers)
     if status == 204:
         return None
     if status != 200:
         raise RuntimeError(f"next {status}")
-    task = json.loads(raw)
-    ids = [c["id"] for c in task["completions"]]
-    rng.shuffle(ids)
-    body = json.dumps({"ranking": [[i] for i in ids], "duration_ms": 900})
-    path = f"/api/v1/assignments/{task['assignment_id']}/judgment"
+    path, body = random_judgment(raw, rng)
     status, raw = api_call(conn, "POST", path, headers, body)
     if status != 201:
         raise RuntimeError(f"judgment {status}")

@@ -146,6 +146,20 @@ def api_call(
     return response.status, response.read()
 
 
+def next_task_path(project_id: int) -> str:
+    return f"/api/v1/projects/{project_id}/tasks/next"
+
+
+def random_judgment(raw_task: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """The path and body of a judgment of the task in ``raw_task``: its completions in a
+    shuffled strict order."""
+    task = json.loads(raw_task)
+    ids = [c["id"] for c in task["completions"]]
+    rng.shuffle(ids)
+    body = json.dumps({"ranking": [[i] for i in ids], "duration_ms": 1000}).encode()
+    return f"/api/v1/assignments/{task['assignment_id']}/judgment", body
+
+
 class Labeler(threading.Thread):
     """Loops next -> judgment on one keep-alive connection; records the measured window."""
 
@@ -164,18 +178,13 @@ class Labeler(threading.Thread):
     def round(self, conn) -> bool:
         """One task; False when nothing is left."""
         t0 = time.perf_counter()
-        status, raw = self.call(conn, "GET", f"/api/v1/projects/{self.project_id}/tasks/next")
+        status, raw = self.call(conn, "GET", next_task_path(self.project_id))
         t1 = time.perf_counter()
         if status == 204:
             return False
         if status != 200:
             raise RuntimeError(f"next: {status} {raw[:200]!r}")
-        task = json.loads(raw)
-        ids = [c["id"] for c in task["completions"]]
-        self.rng.shuffle(ids)
-        body = json.dumps({"ranking": [[i] for i in ids], "duration_ms": 1000}).encode()
-        path = f"/api/v1/assignments/{task['assignment_id']}/judgment"
-        status, raw = self.call(conn, "POST", path, body)
+        status, raw = self.call(conn, "POST", *random_judgment(raw, self.rng))
         t2 = time.perf_counter()
         if status != 201:
             raise RuntimeError(f"judgment: {status} {raw[:200]!r}")
