@@ -69,8 +69,12 @@ def test_admin_starts_a_run_and_sees_the_chart_update(page, stack):
     plan = "document.getElementById('memory-plan').innerText"
     page.wait_for_function(f"{plan}.includes('GB per GPU')")  # the memory plan, as you type
     assert "No GPU worker is registered" in page.inner_text("#memory-plan")  # a CPU worker
+    button = page.locator("#run-form button[type=submit]")
+    before = button.bounding_box()
     page.fill("textarea[name=config]", '{"max_steps": oops}')
-    page.click("#run-form button[type=submit]")
+    page.wait_for_function(f"{plan}.includes('not a JSON object yet')")  # the plan follows
+    assert button.bounding_box() == before  # ...and the button does not move under the pointer
+    button.click()
     page.wait_for_selector("#run-form .error")  # the form came back with the problem listed
     assert "config" in page.inner_text("#run-form .error")
     page.fill("textarea[name=config]", '{"max_steps": 10, "logging_steps": 1, "eval_fraction": 0}')
