@@ -15,7 +15,6 @@ from app.db.models import User
 from app.main import create_app
 from app.services.accounts import tokens, users
 from app.settings import Settings
-from app.web.deps import get_db
 from tests.helpers.pg import DatabaseFactory, server_url
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,17 +87,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, connection: Connection):
-    application = create_app(settings)
-
-    def override_db() -> Iterator[Session]:
-        session = _savepoint_session(connection)
-        try:
-            yield session
-        finally:
-            session.close()
-
-    application.dependency_overrides[get_db] = override_db
-    return application
+    """The app, its requests' sessions inside the test's rolled-back transaction."""
+    return create_app(settings, sessions=lambda: _savepoint_session(connection))
 
 
 @pytest.fixture

@@ -105,14 +105,21 @@ def user_for_token(session: Session, token: str) -> User | None:
     return user
 
 
-def cached_user_for_token(session: Session, token: str) -> User | None:
-    """``user_for_token`` from memory when the token resolved within the last second
-    (no I/O: safe on the event loop); None when it must be looked up. The user joins
-    ``session`` as if loaded by it."""
+def remembered_user(token: str) -> User | None:
+    """The user behind ``token`` from memory when it resolved within the last second (no
+    I/O: safe on the event loop), detached: its columns are loaded, no session holds it.
+    None when it must be looked up (``user_for_token``)."""
     values = token_cache.recall(hash_token(token))
     if values is None:
         return None
     user = User(**values)
     make_transient_to_detached(user)
-    session.add(user)
+    return user
+
+
+def cached_user_for_token(session: Session, token: str) -> User | None:
+    """``remembered_user``, joining ``session`` as if loaded by it."""
+    user = remembered_user(token)
+    if user is not None:
+        session.add(user)
     return user
