@@ -65,8 +65,12 @@ SessionDep = Annotated[DbSession, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+UNKNOWN_TOKEN = "unknown or revoked token"
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization`` header, None when there is none; a header of
+    another scheme, or with no token, is refused."""
     scheme, _, token = header.partition(" ")
     if not header:
         return None
@@ -84,13 +88,11 @@ async def current_user(request: Request, db: SessionDep) -> User:
     check is called here rather than declared as a sub-dependency: each dependency costs
     FastAPI's resolution on every request."""
     await csrf_guard(request)
-    token = _bearer(request)
+    token = bearer_token(request.headers.get("authorization", ""))
     if token is not None:
-        user = cached_user_for_token(db, token)
+        user = cached_user_for_token(db, token) or await in_thread(user_for_token, db, token)
         if user is None:
-            user = await in_thread(user_for_token, db, token)
-        if user is None:
-            raise NotAuthenticated("unknown or revoked token")
+            raise NotAuthenticated(UNKNOWN_TOKEN)
         return user
     uid, sid = request.session.get("uid"), request.session.get("sid")
     user = await in_thread(sessions.user_for_session, db, uid, sid)

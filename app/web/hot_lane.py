@@ -33,7 +33,7 @@ from app.services.labeling.judgments import submit_judgment
 from app.services.unit_of_work import DatabaseUnavailable
 from app.web import errors
 from app.web.api.labeling import JudgmentOut, TaskOut
-from app.web.deps import NotAuthenticated, in_thread
+from app.web.deps import UNKNOWN_TOKEN, NotAuthenticated, bearer_token, in_thread
 from app.web.inputs import BIGINT_MAX, nul_fields
 
 NEXT = re.compile(r"/api/v1/projects/([1-9][0-9]{0,18})/tasks/next")
@@ -120,10 +120,10 @@ def _bearer(scope: Scope) -> str | None:
     headers = Headers(scope=scope)
     if "cookie" in headers:
         return None
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    try:
+        return bearer_token(headers.get("authorization", ""))
+    except NotAuthenticated:
+        return None  # the route words the refusal
 
 
 def _serve(scope: Scope, service: Any, token: str, *args: Any) -> Any:
@@ -133,7 +133,7 @@ def _serve(scope: Scope, service: Any, token: str, *args: Any) -> Any:
     try:
         user = remembered_user(token) or user_for_token(session, token)
         if user is None:
-            raise NotAuthenticated("unknown or revoked token")
+            raise NotAuthenticated(UNKNOWN_TOKEN)
         return service(session, user, *args)
     finally:
         session.close()
