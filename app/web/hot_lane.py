@@ -51,12 +51,13 @@ class HotLane:
         taken = _take(scope)
         if taken is None:
             await self.app(scope, receive, send)
-        elif taken[0] == "next":
-            await self._next(scope, send, taken[1], taken[2])
         else:
-            await self._judgment(scope, receive, send, taken[1], taken[2])
+            handler, token, ident = taken
+            await handler(self, scope, receive, send, token, ident)
 
-    async def _next(self, scope: Scope, send: Send, token: str, project_id: int) -> None:
+    async def _next(
+        self, scope: Scope, _receive: Receive, send: Send, token: str, project_id: int
+    ) -> None:
         task = await _answer(scope, send, next_task, token, project_id)
         if task is None:
             await Response(status_code=204)(scope, _no_body, send)
@@ -100,18 +101,18 @@ class HotLane:
 
 
 _ANSWERED = object()
-_ROUTES = (("GET", "next", NEXT), ("POST", "judgment", JUDGMENT))
+_ROUTES = (("GET", NEXT, HotLane._next), ("POST", JUDGMENT, HotLane._judgment))
 
 
-def _take(scope: Scope) -> tuple[str, str, int] | None:
-    """(which endpoint, the bearer token, the path's id) when the lane takes the request."""
+def _take(scope: Scope) -> tuple[Any, str, int] | None:
+    """(the handler, the bearer token, the path's id) when the lane takes the request."""
     if scope["type"] != "http" or scope.get("query_string"):
         return None
-    for method, name, pattern in _ROUTES:
+    for method, pattern, handler in _ROUTES:
         if scope["method"] == method and (found := pattern.fullmatch(scope["path"])):
             ident = int(found.group(1))
             token = _bearer(scope) if ident <= BIGINT_MAX else None
-            return None if token is None else (name, token, ident)
+            return None if token is None else (handler, token, ident)
     return None
 
 
