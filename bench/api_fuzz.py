@@ -56,10 +56,14 @@ def main() -> None:
     total: Counter = Counter()
     for result in results:
         total.update(result.failures)
-        print(f"{result.role}: {result.total} unique failures {dict(result.failures)}")
+        print(
+            f"{result.role}: {result.tested} operations, {result.cases} test cases, "
+            f"{result.total} unique failures {dict(result.failures)}"
+        )
         for operation, count in sorted(result.operations.items()):
             print(f"    {operation}: {count}")
     request = sum(n for name, n in total.items() if name.startswith(REQUEST_CODES))
+    print(f"test cases: {sum(r.cases for r in results)}")
     print(f"failures by check: {dict(total)}")
     print(f"server errors and answer violations: {sum(total.values()) - request}")
     print(f"request checks (schema-valid accepted, invalid refused, created found): {request}")

@@ -38,6 +38,8 @@ class FuzzResult:
     failures: Counter = field(default_factory=Counter)
     operations: Counter = field(default_factory=Counter)
     output: str = ""
+    cases: int = 0  # test cases generated (the summary's "N generated")
+    tested: int = 0  # operations tested (the summary's "Tested: N")
 
     @property
     def total(self) -> int:
@@ -62,14 +64,20 @@ def seed(database_url: str) -> dict[str, str]:
 
 
 _FAILURE = re.compile(r"^\s*❌\s+(ST\d+ [^:]+): (\d+)\s*$")
+_CASES = re.compile(r"^\s*(\d+) generated\b")
+_TESTED = re.compile(r"^\s*Tested: (\d+)\s*$")
 
 
 def _read_failures(output: str, result: FuzzResult) -> None:
-    """The summary's ``❌ ST205 Allow header mismatch: 4`` lines, and the operations
-    named above each failure."""
+    """The summary's ``❌ ST205 Allow header mismatch: 4`` lines, the operations named
+    above each failure, and how many operations and test cases ran."""
     operation = None
     for line in output.splitlines():
-        if found := _FAILURE.match(line):
+        if cases := _CASES.match(line):
+            result.cases += int(cases.group(1))
+        elif tested := _TESTED.match(line):
+            result.tested += int(tested.group(1))
+        elif found := _FAILURE.match(line):
             result.failures[found.group(1)] += int(found.group(2))
         elif header := re.match(r"^_{3,} (.+?) _{3,}$", line.strip()):
             operation = header.group(1)
