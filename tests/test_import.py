@@ -318,3 +318,35 @@ def test_unknown_project_is_404_and_archived_is_409(client, db, admin_headers):
     archived = make_project(db, status="archived")
     response = post(client, admin_headers, archived.id, jsonl(row()))
     assert response.status_code == 409
+
+
+# Values the COPY text format must escape (backslash, newline, carriage return, tab), its
+# NULL and end-of-data markers as plain text, and characters it leaves alone.
+AWKWARD = ["a\\b", "two\nlines", "cr\r\nlf", "tab\there", "\\N", "\\.", "é ✓ 𝄞", "\x0b\x0c", ""]
+
+
+def test_texts_the_copy_format_escapes_are_stored_exactly(client, db, admin_headers, project):
+    records = [
+        {
+            "id": f"p{i}\\\t{text}",
+            "prompt": f"prompt {text}",
+            "metadata": {text: text},
+            "completions": [
+                {"id": f"c\\{i}\t", "text": text, "model": f"m\\{text}", "metadata": {"k": text}},
+                {"id": "plain", "text": f"{text}\\"},
+            ],
+        }
+        for i, text in enumerate(AWKWARD)
+    ]
+    response = post(client, admin_headers, project.id, jsonl(*records))
+    assert response.status_code == 200, response.text
+    stored = {p.external_id: p for p in db.scalars(select(Prompt))}
+    for i, text in enumerate(AWKWARD):
+        prompt = stored[f"p{i}\\\t{text}"]
+        assert (prompt.prompt, prompt.metadata_) == (f"prompt {text}", {text: text})
+        query = select(Completion).where(Completion.prompt_id == prompt.id)
+        completions = db.scalars(query.order_by(Completion.position)).all()
+        assert [(c.external_id, c.text, c.model, c.metadata_) for c in completions] == [
+            (f"c\\{i}\t", text, f"m\\{text}", {"k": text}),
+            ("plain", f"{text}\\", None, {}),
+        ]
