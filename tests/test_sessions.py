@@ -18,18 +18,21 @@ def _logged_in(client: TestClient, username: str) -> str:
     return client.cookies[COOKIE_NAME]
 
 
-def _replay(client: TestClient, cookie: str) -> int:
-    client.cookies.set(COOKIE_NAME, cookie)
-    return client.get("/api/v1/users/me").status_code
+def _replay(app, cookie: str) -> int:
+    """What a fresh client holding only the captured ``cookie`` gets (the logged-in client's
+    own jar may hold the cookie the server sent since, which would hide a replay)."""
+    with TestClient(app) as other:
+        other.cookies.set(COOKIE_NAME, cookie)
+        return other.get("/api/v1/users/me").status_code
 
 
-def test_cookie_captured_before_logout_is_refused_after_it(client, make_user):
+def test_cookie_captured_before_logout_is_refused_after_it(app, client, make_user):
     make_user("labeler", "lena")
     captured = _logged_in(client, "lena")
     home = client.get("/")
     response = client.post("/logout", data={"csrf_token": csrf_of(home.text)})
     assert response.status_code == 200 and response.url.path == "/login"
-    assert _replay(client, captured) == 401
+    assert _replay(app, captured) == 401
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
@@ -44,21 +47,21 @@ def test_logout_ends_only_that_session(app, client, make_user, db):
     assert db.scalar(select(func.count()).select_from(UserSession)) == 1
 
 
-def test_password_change_ends_every_session(client, make_user, db):
+def test_password_change_ends_every_session(app, client, make_user, db):
     user = make_user("labeler", "lena")
     captured = _logged_in(client, "lena")
     users.set_password(db, user, "a-new-long-password")
-    assert _replay(client, captured) == 401
+    assert _replay(app, captured) == 401
     assert login(client, "lena").status_code == 401  # the old password is refused
     assert login(client, "lena", "a-new-long-password").status_code == 303
 
 
-def test_deactivation_ends_sessions_and_tokens_at_once(client, make_user, token_for, db):
+def test_deactivation_ends_sessions_and_tokens_at_once(app, client, make_user, token_for, db):
     user = make_user("labeler", "lena")
     headers = token_for(user)
     captured = _logged_in(client, "lena")
     users.deactivate(db, user)
-    assert _replay(client, captured) == 401
+    assert _replay(app, captured) == 401
     assert client.get("/api/v1/users/me", headers=headers).status_code == 401
     assert login(client, "lena").status_code == 401
 
