@@ -43,6 +43,7 @@ from app.cli.runtime import database_url, load_settings, open_db  # noqa: E402
 from app.db.models import Project  # noqa: E402
 from app.services import importing, projects  # noqa: E402
 from app.services.accounts import tokens, users  # noqa: E402
+from app.services.importing.copy_rows import copy_line  # noqa: E402
 
 APP_NAME = "prefloop-import-bench"
 
@@ -66,7 +67,6 @@ def record(n: int, ids: list[str], judgments: int) -> dict:
 def write_files(tmp: Path, prompts: int, completions: int, judgments: int, project: int) -> None:
     """bench.jsonl, and the same rows as COPY text for prompts and completions."""
     ids = [chr(ord("a") + i) for i in range(completions)]
-    esc = str.maketrans({"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"})
     with (
         (tmp / "bench.jsonl").open("w", encoding="utf-8") as out,
         (tmp / "prompts.copy").open("w", encoding="utf-8") as p_out,
@@ -75,15 +75,12 @@ def write_files(tmp: Path, prompts: int, completions: int, judgments: int, proje
         for n in range(prompts):
             row = record(n, ids, judgments)
             out.write(json.dumps(row) + "\n")
-            prompt = json.dumps(row["prompt"]).translate(esc)
-            meta = json.dumps(row["metadata"]).translate(esc)
+            prompt, meta = json.dumps(row["prompt"]), json.dumps(row["metadata"])
             k = max(3, judgments)
-            cells = [-n - 1, project, row["id"], prompt, meta, "f", k, judgments, judgments]
-            p_out.write("\t".join(map(str, cells)) + "\n")
+            cells = (-n - 1, project, row["id"], prompt, meta, False, k, judgments, judgments)
+            p_out.write(copy_line(cells))
             for pos, c in enumerate(row["completions"]):
-                c_out.write(
-                    f"{-n - 1}\t{c['id']}\t{pos}\t{c['text'].translate(esc)}\tbench\t{{}}\n"
-                )
+                c_out.write(copy_line((-n - 1, c["id"], pos, c["text"], "bench", "{}")))
 
 
 def peak_rss_mib() -> float:

@@ -7,6 +7,7 @@ backslash, newline, carriage return or tab inside a value escaped with a backsla
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,16 @@ from app.domain.importing.rows import ImportRow
 PROMPT_ID = "\x00"
 """Stands for the prompt's database id in its completion lines until the id is known:
 no imported text holds NUL (the import refuses it)."""
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON value's text for a jsonb column (None stays SQL NULL)."""
+    if value is None:
+        return None
+    return "{}" if value == {} else _encode(value)  # most metadata is empty
 
 
 def field(value: Any) -> str:
@@ -36,18 +47,18 @@ def field(value: Any) -> str:
     return repr(value)  # int, or float (its shortest repr reads back exactly)
 
 
-def line(values: tuple[Any, ...]) -> str:
+def copy_line(values: tuple[Any, ...]) -> str:
     """One row of COPY text."""
     return "\t".join([field(v) for v in values]) + "\n"
 
 
-def completion_lines(row: ImportRow, dumps: Any) -> str:
+def render_completions(row: ImportRow) -> str:
     """``row``'s completions as COPY lines of (prompt_id, external_id, position, text,
-    model, metadata), each starting with ``PROMPT_ID``; ``dumps`` writes the metadata."""
+    model, metadata), each starting with ``PROMPT_ID``."""
     return "".join(
         [
             f"{PROMPT_ID}\t{field(c.external_id)}\t{position}\t{field(c.text)}\t"
-            f"{field(c.model)}\t{field(dumps(c.metadata))}\n"
+            f"{field(c.model)}\t{field(json_text(c.metadata))}\n"
             for position, c in enumerate(row.completions)
         ]
     )

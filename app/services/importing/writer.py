@@ -6,7 +6,6 @@ transaction belongs to ``import_file``."""
 
 from __future__ import annotations
 
-import json
 import time
 from functools import lru_cache
 from queue import Queue
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.db.models import User
 from app.domain.figures import prompt_figures
 from app.domain.importing.rows import ImportRow
-from app.services.importing.copy_rows import CopyRow, completion_lines, line
+from app.services.importing.copy_rows import CopyRow, copy_line, json_text, render_completions
 
 BATCH_SIZE = 1000
 YIELD_EVERY = 10
@@ -56,15 +55,6 @@ _COPY_JUDGMENTS = (
 )
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    return "{}" if value == {} else _encode(value)  # most metadata is empty
-
-
 _NO_FIGURES = prompt_figures([], [])
 
 
@@ -88,7 +78,7 @@ def _row_figures(row: ImportRow) -> dict:
 
 def copy_row(row: ImportRow, k: int) -> CopyRow:
     """``row`` with its COPY text (for the staging table and for ``completions``)."""
-    return CopyRow(row, line(_prompt_record(row, k)), completion_lines(row, _dumps))
+    return CopyRow(row, copy_line(_prompt_record(row, k)), render_completions(row))
 
 
 def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
@@ -97,9 +87,9 @@ def _prompt_record(row: ImportRow, k: int) -> tuple[Any, ...]:
     figures = _NO_FIGURES if n < 2 else _row_figures(row)  # the figures need two rankings
     return (
         row.external_id,
-        _dumps(row.prompt),
-        _dumps(row.metadata),
-        _dumps(row.gold),
+        json_text(row.prompt),
+        json_text(row.metadata),
+        json_text(row.gold),
         row.gold is not None,
         max(k, n),
         n,
@@ -151,7 +141,7 @@ class Writer:
                             self.project_id,
                             ids[row.external_id],
                             self.labelers[j.labeler],
-                            _dumps(j.ranking),
+                            json_text(j.ranking),
                             j.reject_all,
                         )
                     )
@@ -190,7 +180,6 @@ class Pipeline:
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
         self.batch: list[CopyRow] = []
-        self.added = 0
         self.queue: Queue[list[CopyRow] | None] = Queue(maxsize=2)
         self.failure: BaseException | None = None
         self.thread = Thread(target=self._drain, name="prefloop-import-writer", daemon=True)
@@ -198,8 +187,7 @@ class Pipeline:
 
     def add(self, row: ImportRow) -> None:
         self.batch.append(copy_row(row, self.writer.k))
-        self.added += 1
-        if self.added % YIELD_EVERY == 0:
+        if len(self.batch) % YIELD_EVERY == 0:
             time.sleep(0)  # let the writer thread take the GIL (see YIELD_EVERY)
         if len(self.batch) >= BATCH_SIZE:
             self.queue.put(self.batch)
